@@ -1,0 +1,39 @@
+# `make run` and `make test` set everything up on a fresh machine: they (re)build the
+# virtualenv from requirements.lock when it is missing or the lock / setup.py changed.
+PYTHON ?= $(shell command -v python3.10 2>/dev/null || echo python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= data
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' || { \
+	  echo "tfdet needs Python 3.10 (TFX 1.16 supports <3.11); found $$($(PYTHON) --version 2>&1) at $(PYTHON)." \
+	       "Install 3.10 (pyenv install 3.10.13) or run: make PYTHON=/path/to/python3.10"; exit 1; }
+	@if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --upgrade "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/tfdet generate --root $(DATA)
+	$(VENV)/bin/tfdet inspect "$(DATA)/default/span-1/train-*.tfrecord"
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/input_pipeline.py
+
+lint: setup
+	$(VENV)/bin/ruff check tfdet tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(DATA) .pytest_cache

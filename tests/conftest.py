@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny images and records made by the tests themselves."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from typing import Callable, Sequence, Tuple  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def write_image(path: str, height: int, width: int, colour=(40, 40, 40),
+                rectangles: Sequence[Tuple[int, int, int, int, Tuple[int, int, int]]] = (),
+                image_format: str = "PNG") -> str:
+    """Writes an image with filled rectangles (y0, x0, y1, x1 exclusive, colour)."""
+    pixels = np.zeros((height, width, 3), np.uint8) + np.array(colour, np.uint8)
+    for y0, x0, y1, x1, fill in rectangles:
+        pixels[y0:y1, x0:x1] = fill
+    Image.fromarray(pixels).save(path, format=image_format)
+    return path
+
+
+@pytest.fixture
+def image_factory(tmp_path) -> Callable[..., str]:
+    """``image_factory(name, height, width, ...)`` writes an image under tmp_path."""
+
+    def make(name: str, height: int = 100, width: int = 200, **kwargs) -> str:
+        return write_image(str(tmp_path / name), height, width, **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def default_data(tmp_path_factory) -> str:
+    """A small copy of the embedded default dataset (one span)."""
+    from tfdet.dataio.synthetic import generate_default_dataset
+
+    root = str(tmp_path_factory.mktemp("data"))
+    generate_default_dataset(root, spans=(1,), num_train=48, num_eval=16, num_shards=2)
+    return os.path.join(root, "default", "span-1")

@@ -1,0 +1,1 @@
+"""Getting detection data in: records -> TFRecords -> tf.data pipelines."""

@@ -1,0 +1,229 @@
+"""Converting seed records into sharded TFRecords of tf.Examples."""
+
+from __future__ import annotations
+
+import glob
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from tfdet.dataio.records import EncodedRecord, RecordError, encode_record
+
+LABEL_MAP_FILE = "label_map.json"
+_INLINE_BELOW = 32  # records; a process pool costs more than it saves below this
+
+
+@dataclass
+class Rejection:
+    """One record that was not written, and why."""
+
+    index: int
+    image_path: Optional[str]
+    code: str
+    message: str
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did. ``records_seen == written + rejected`` always."""
+
+    records_seen: int = 0
+    written: int = 0
+    rejected: int = 0
+    rejections: List[Rejection] = field(default_factory=list)
+    rejected_by_reason: Dict[str, int] = field(default_factory=dict)
+    shards: List[str] = field(default_factory=list)
+    examples_per_shard: List[int] = field(default_factory=list)
+    boxes_written: int = 0
+    label_map: Dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dict (label-map keys become strings)."""
+        out = asdict(self)
+        out["label_map"] = {str(k): v for k, v in sorted(self.label_map.items())}
+        return out
+
+
+class _LabelMap:
+    """Checks that every id keeps one name and every name one id, in record order."""
+
+    def __init__(self, initial: Mapping[int, str], origin: str) -> None:
+        self.names: Dict[int, str] = {}
+        self.ids: Dict[str, int] = {}
+        self.first_seen: Dict[int, str] = {}
+        for label_id, name in initial.items():
+            self._add(int(label_id), name, origin)
+
+    def _add(self, label_id: int, name: str, origin: str) -> None:
+        self.names[label_id], self.ids[name] = name, label_id
+        self.first_seen[label_id] = origin
+
+    def check(self, encoded: EncodedRecord) -> None:
+        for label_id, name in encoded.labels:
+            known_name, known_id = self.names.get(label_id), self.ids.get(name)
+            if known_name is not None and known_name != name:
+                raise RecordError(encoded.index, encoded.image_path, "label_conflict",
+                                  f"label id {label_id} is named {name!r} here but {known_name!r} in "
+                                  f"{self.first_seen[label_id]}; one id must have one name")
+            if known_id is not None and known_id != label_id:
+                raise RecordError(encoded.index, encoded.image_path, "label_conflict",
+                                  f"label name {name!r} has id {label_id} here but id {known_id} in "
+                                  f"{self.first_seen[known_id]}; one name must have one id")
+        for label_id, name in encoded.labels:
+            if label_id not in self.names:
+                self._add(label_id, name, f"record {encoded.index} ({encoded.image_path})")
+
+
+def _encode_or_error(item: Tuple[int, Any], num_classes: Optional[int], prefix: str
+                     ) -> Union[EncodedRecord, RecordError]:
+    index, record = item
+    try:
+        return encode_record(index, record, num_classes, source_prefix=prefix)
+    except RecordError as error:
+        return error
+
+
+def _shard_paths(output_dir: str, prefix: str, num_shards: int) -> List[str]:
+    return [os.path.join(output_dir, f"{prefix}-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)]
+
+
+def _load_label_map(path: str) -> Dict[int, str]:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return {int(k): v for k, v in json.load(handle).items()}
+
+
+def _encoded_stream(items: Iterable[Tuple[int, Any]], worker, num_workers: int, pool_holder: list):
+    if num_workers <= 1:
+        return map(worker, items)
+    pool = multiprocessing.get_context("fork").Pool(num_workers)
+    pool_holder.append(pool)
+    return pool.imap(worker, items, chunksize=4)
+
+
+def convert_dataset_to_tfrecord(
+    dataset: Iterable[Mapping[str, Any]],
+    num_shards: int = 16,
+    output_dir: str = "directory",
+    *,
+    prefix: str = "data",
+    num_classes: Optional[int] = None,
+    label_map: Optional[Mapping[int, str]] = None,
+    on_error: str = "raise",
+    num_workers: Optional[int] = None,
+    show_progress: bool = True,
+) -> ConversionReport:
+    """Validates seed records and writes them as sharded TFRecords.
+
+    Record ``i`` goes to shard ``i % num_shards`` of
+    ``{output_dir}/{prefix}-XXXXX-of-YYYYY.tfrecord``, so the output depends
+    only on the input order. Files are written under temporary names and
+    renamed at the end: a failed conversion leaves no partial shards. Older
+    shards with the same prefix are replaced.
+
+    Besides the shards it writes ``{prefix}-report.json`` (the report below)
+    and ``label_map.json`` (id -> name). An existing ``label_map.json`` in
+    ``output_dir`` is honoured: converting the eval split into the train
+    split's directory checks its labels against the train split's.
+
+    Args:
+        dataset: records ``{'image_path': str, 'bboxes': [[y_min, x_min,
+            y_max, x_max], ...] in pixels, 'labels': [{'id': int, 'name':
+            str}, ...]}``; optional ``'source_id'``. Empty boxes are legal.
+        num_shards: number of output files.
+        output_dir: created if missing.
+        prefix: shard file prefix, e.g. ``"train"`` or ``"eval"``.
+        num_classes: if given, label ids must be below it.
+        label_map: known id -> name pairs the records must agree with.
+        on_error: ``"raise"`` stops at the first bad record with a
+            :class:`RecordError`; ``"skip"`` leaves it out and reports it.
+        num_workers: processes that read and check images; default: all cores.
+        show_progress: show a tqdm progress bar.
+
+    Returns:
+        The :class:`ConversionReport` (also written as JSON).
+
+    Raises:
+        RecordError: with ``on_error="raise"``, naming the first bad record.
+        ValueError: for invalid arguments.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"num_shards must be a positive integer, got {num_shards!r}")
+    started = time.perf_counter()
+    os.makedirs(output_dir, exist_ok=True)
+    label_map_path = os.path.join(output_dir, LABEL_MAP_FILE)
+    labels = _LabelMap(_load_label_map(label_map_path), f"{label_map_path} (delete it to start afresh)")
+    for label_id, name in (label_map or {}).items():
+        labels.check(EncodedRecord(-1, "the label_map argument", b"", [(int(label_id), name)]))
+        labels.names.setdefault(int(label_id), name)
+        labels.ids.setdefault(name, int(label_id))
+        labels.first_seen.setdefault(int(label_id), "the label_map argument")
+
+    total = len(dataset) if hasattr(dataset, "__len__") else None
+    if num_workers is None:
+        num_workers = os.cpu_count() or 1
+    if total is not None and total < _INLINE_BELOW:
+        num_workers = 1
+    worker = partial(_encode_or_error, num_classes=num_classes, prefix=f"{prefix}-")
+
+    final_paths = _shard_paths(output_dir, prefix, num_shards)
+    temp_paths = [path + ".tmp" for path in final_paths]
+    writers = [tf.io.TFRecordWriter(path) for path in temp_paths]
+    report = ConversionReport(examples_per_shard=[0] * num_shards)
+    pools: list = []
+    try:
+        stream = _encoded_stream(enumerate(dataset), worker, num_workers, pools)
+        for result in tqdm(stream, total=total, desc=f"convert {prefix}", unit="img", disable=not show_progress):
+            report.records_seen += 1
+            try:
+                if isinstance(result, RecordError):
+                    raise result
+                labels.check(result)
+            except RecordError as error:
+                if on_error == "raise":
+                    raise
+                report.rejected += 1
+                report.rejections.append(Rejection(error.index, error.image_path, error.code, str(error)))
+                report.rejected_by_reason[error.code] = report.rejected_by_reason.get(error.code, 0) + 1
+                continue
+            shard = result.index % num_shards
+            writers[shard].write(result.serialized)
+            report.examples_per_shard[shard] += 1
+            report.written += 1
+            report.boxes_written += len(result.labels)
+    except BaseException:
+        for writer in writers:
+            writer.close()
+        for path in temp_paths:
+            if os.path.exists(path):
+                os.remove(path)
+        raise
+    finally:
+        for pool in pools:
+            pool.terminate()
+    for writer in writers:
+        writer.close()
+    for stale in glob.glob(os.path.join(output_dir, f"{prefix}-*-of-*.tfrecord")):
+        os.remove(stale)
+    for temp, final in zip(temp_paths, final_paths):
+        os.replace(temp, final)
+
+    report.shards = final_paths
+    report.label_map = dict(sorted(labels.names.items()))
+    report.seconds = round(time.perf_counter() - started, 3)
+    with open(label_map_path, "w") as handle:
+        json.dump({str(k): v for k, v in report.label_map.items()}, handle, indent=2)
+    with open(os.path.join(output_dir, f"{prefix}-report.json"), "w") as handle:
+        json.dump(report.to_dict(), handle, indent=2)
+    return report

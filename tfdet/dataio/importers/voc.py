@@ -1,0 +1,88 @@
+"""Pascal VOC XML folders -> seed records."""
+
+from __future__ import annotations
+
+import glob
+import os
+import xml.etree.ElementTree as ElementTree
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from tfdet.dataio.importers.coco import ImportSummary
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+    "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+
+
+def _text(node: ElementTree.Element, path: str, xml_file: str) -> str:
+    found = node.find(path)
+    if found is None or found.text is None:
+        raise ValueError(f"{xml_file}: missing <{path}>; is this a Pascal VOC annotation?")
+    return found.text.strip()
+
+
+def load_voc_records(root: str, split: Optional[str] = None, class_names: Optional[Sequence[str]] = None,
+                     include_difficult: bool = True, annotations_dir: str = "Annotations",
+                     images_dir: str = "JPEGImages") -> Tuple[List[dict], Dict[int, str], ImportSummary]:
+    """Reads a Pascal VOC style folder into seed records.
+
+    Boxes are taken as the XML gives them (``xmin, ymin, xmax, ymax`` in
+    pixels, as the TF Object Detection API does), turned y-first.
+
+    Args:
+        root: the folder holding ``Annotations/`` and ``JPEGImages/``.
+        split: a name in ``ImageSets/Main/<split>.txt`` (e.g. ``"train"``);
+            None reads every XML file.
+        class_names: the classes, in id order; None: the sorted names found.
+            A name outside an explicit list is an error.
+        include_difficult: keep objects marked ``<difficult>1``.
+        annotations_dir, images_dir: sub-folder names.
+
+    Returns:
+        (records, label map id -> name, import summary).
+    """
+    if split is None:
+        xml_files = sorted(glob.glob(os.path.join(root, annotations_dir, "*.xml")))
+    else:
+        list_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+        if not os.path.exists(list_file):
+            raise FileNotFoundError(f"{list_file} does not exist; pass split=None to read every annotation")
+        with open(list_file) as handle:
+            xml_files = [os.path.join(root, annotations_dir, f"{line.split()[0]}.xml")
+                         for line in handle if line.strip()]
+    if not xml_files:
+        raise FileNotFoundError(f"no VOC annotations under {os.path.join(root, annotations_dir)}")
+
+    parsed = []
+    for xml_file in xml_files:
+        tree = ElementTree.parse(xml_file).getroot()
+        objects = []
+        for obj in tree.findall("object"):
+            difficult = obj.find("difficult")
+            objects.append((
+                _text(obj, "name", xml_file),
+                [float(_text(obj, f"bndbox/{k}", xml_file)) for k in ("ymin", "xmin", "ymax", "xmax")],
+                difficult is not None and (difficult.text or "0").strip() == "1",
+            ))
+        parsed.append((xml_file, _text(tree, "filename", xml_file), objects))
+
+    names = list(class_names) if class_names is not None else sorted({o[0] for _, _, objs in parsed for o in objs})
+    to_label = {name: i for i, name in enumerate(names)}
+    summary = ImportSummary()
+    records = []
+    for xml_file, filename, objects in parsed:
+        boxes, labels = [], []
+        for name, box, difficult in objects:
+            if name not in to_label:
+                raise ValueError(f"{xml_file}: object class {name!r} is not in class_names {names}")
+            if difficult and not include_difficult:
+                summary.skip("difficult")
+                continue
+            boxes.append(box)
+            labels.append({"id": to_label[name], "name": name})
+        records.append({"image_path": os.path.join(root, images_dir, filename), "bboxes": boxes, "labels": labels,
+                        "source_id": os.path.splitext(os.path.basename(xml_file))[0]})
+        summary.images += 1
+        summary.boxes += len(boxes)
+    return records, dict(enumerate(names)), summary

@@ -1,0 +1,9 @@
+"""The seed's import path (sic): ``from tfdet.dataio.tfrecord_utilts import convert_dataset_to_tfrecord``.
+
+The implementation lives in :mod:`tfdet.dataio.converter`.
+"""
+
+from tfdet.dataio.converter import ConversionReport, convert_dataset_to_tfrecord
+from tfdet.dataio.records import RecordError
+
+__all__ = ["convert_dataset_to_tfrecord", "ConversionReport", "RecordError"]
