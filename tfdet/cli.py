@@ -18,7 +18,7 @@ import warnings
 from typing import List, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", message=".*Python version.*past its end of life.*")
+warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 
 
 def _add_convert_options(parser: argparse.ArgumentParser) -> None:

@@ -65,7 +65,8 @@ def _clutter(rng: np.random.RandomState, draw: ImageDraw.ImageDraw, height: int,
         x, y = int(rng.randint(width)), int(rng.randint(height))
         kind = rng.randint(3)
         if kind == 0:
-            draw.line([x, y, x + rng.randint(-60, 60), y + rng.randint(-60, 60)], fill=colour, width=int(rng.randint(1, 3)))
+            end = (x + rng.randint(-60, 60), y + rng.randint(-60, 60))
+            draw.line([x, y, *end], fill=colour, width=int(rng.randint(1, 3)))
         elif kind == 1:
             r = int(rng.randint(1, 4))
             draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)

@@ -19,7 +19,7 @@ import tensorflow as tf
 Example = Dict[str, tf.Tensor]
 
 
-class Step(abc.ABC):
+class Step(abc.ABC):  # noqa: B024  (the kinds below declare the abstract methods)
     """Common base: keeps constructor arguments for :meth:`get_config`."""
 
     def get_config(self) -> Dict[str, Any]:

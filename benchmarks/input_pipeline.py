@@ -1,0 +1,71 @@
+"""Input pipeline throughput: the seed's Step 02 steps at 512x512 on the default data.
+
+    .venv/bin/python benchmarks/input_pipeline.py [--seconds 20] [--batch-size 4]
+
+Reports images/s after a warm-up, for the seed's steps (read + decode,
+RandomResized 512x512, Normalize) and for the same plus RandomFlip and
+ColorJitter, and writes benchmarks/results/input_pipeline.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
+
+import tensorflow as tf  # noqa: E402
+
+import tfdet  # noqa: E402,F401
+from tfdet.dataio.pipeline import pipeline  # noqa: E402
+from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
+
+
+def measure(steps, batch_size: int, seconds: float) -> float:
+    keep = ("image", "bboxes", "labels", "mask")
+    dataset = pipeline(steps).map(lambda e: {k: e[k] for k in keep}).padded_batch(batch_size, drop_remainder=True)
+    iterator = iter(dataset.prefetch(2))
+    for _ in range(10):  # warm-up: thread pools, autotuning
+        next(iterator)
+    images, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        batch = next(iterator)
+        images += int(batch["image"].shape[0])
+    return images / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default="data")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--batch-size", type=int, default=4)
+    args = parser.parse_args()
+    span_dir = generate_default_dataset(args.data)[1]
+    source = dict(name="InputReadRecordFiles", pattern_file=f"{span_dir}/train-*.tfrecord", shuffle=True, repeat=True)
+    crop = dict(name="RandomResized", height=512, width=512, scale=(0.8, 1.0), ratio=(0.75, 1.3333333333333333))
+    normalize = dict(name="Normalize", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), p=1.0)
+    configs = {
+        "seed steps (read, RandomResized 512, Normalize)": [source, crop, normalize],
+        "seed steps + RandomFlip + ColorJitter": [source, crop, dict(name="RandomFlip"),
+                                                  dict(name="ColorJitter", hue=0.02), normalize],
+        "read + decode only": [source],
+    }
+    results = {name: round(measure(steps, args.batch_size, args.seconds), 1) for name, steps in configs.items()}
+    out = {"images_per_second": results, "batch_size": args.batch_size, "cores": os.cpu_count(),
+           "tensorflow": tf.__version__, "machine": platform.processor() or platform.machine(),
+           "images": "default dataset span 1 train (320 JPEGs, 224-384 px)"}
+    for name, value in results.items():
+        print(f"{value:8.1f} img/s  {name}")
+    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
+    with open(os.path.join(os.path.dirname(__file__), "results", "input_pipeline.json"), "w") as handle:
+        json.dump(out, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
