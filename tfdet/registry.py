@@ -120,10 +120,11 @@ class Registry:
             TypeError: if the entry rejects the arguments; the message names the
                 entry and the config.
         """
-        if not isinstance(config, Mapping):
+        if not isinstance(config, Mapping) and not hasattr(config, "keys"):  # Keras wraps dicts
             raise RegistryError(
                 f"a {self.kind} config must be a dict with a 'name' key, got {config!r}"
             )
+        config = {key: config[key] for key in config.keys()}
         if "name" not in config:
             raise RegistryError(
                 f"{self.kind} config {dict(config)!r} has no 'name' key; "

@@ -1,0 +1,47 @@
+"""Post-processing: pre-NMS top-k, class-wise NMS (tf.image), max detections."""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import tensorflow as tf
+
+
+def top_k_per_level(scores: tf.Tensor, k: int) -> tf.Tensor:
+    """Indices [B, k'] of the ``k`` anchors with the highest best-class score; k' = min(k, N)."""
+    best = tf.reduce_max(scores, axis=-1)
+    k = tf.minimum(k, tf.shape(best)[1])
+    return tf.math.top_k(best, k=k, sorted=False).indices
+
+
+def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_width, score_thr: float = 0.05,
+                   iou_threshold: float = 0.5, max_per_img: int = 100) -> Dict[str, tf.Tensor]:
+    """Per-class NMS over candidate boxes of a batch.
+
+    Args:
+        boxes: [B, K, 4] pixel boxes (ymin, xmin, ymax, xmax), shared by all classes.
+        scores: [B, K, C] class probabilities.
+        image_height, image_width: the network input size, to normalise and clip.
+
+    Returns:
+        ``detection_boxes`` [B, max_per_img, 4] normalised, clipped and ordered;
+        ``detection_scores`` [B, max_per_img] (descending); ``detection_classes``
+        int32 [B, max_per_img]; ``num_detections`` int32 [B]. Rows past
+        ``num_detections`` are zero.
+    """
+    size = tf.cast(tf.stack([image_height, image_width, image_height, image_width]), tf.float32)
+    normalised = tf.cast(boxes, tf.float32) / size
+    nms_boxes, nms_scores, nms_classes, valid = tf.image.combined_non_max_suppression(
+        normalised[:, :, None, :], tf.cast(scores, tf.float32), max_output_size_per_class=max_per_img,
+        max_total_size=max_per_img, iou_threshold=iou_threshold, score_threshold=score_thr, clip_boxes=True)
+    return {
+        "detection_boxes": nms_boxes,
+        "detection_scores": nms_scores,
+        "detection_classes": tf.cast(nms_classes, tf.int32),
+        "num_detections": tf.cast(valid, tf.int32),
+    }
+
+
+def gather_levels(tensors: List[tf.Tensor], indices: List[tf.Tensor]) -> tf.Tensor:
+    """Gathers per-level candidates [B, N_l, ...] at [B, k_l] and concatenates over levels."""
+    return tf.concat([tf.gather(t, i, batch_dims=1) for t, i in zip(tensors, indices)], axis=1)

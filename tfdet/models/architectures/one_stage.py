@@ -1,0 +1,247 @@
+"""OneStageModel: backbone -> neck -> head, built from a config dict.
+
+The seed's Step 03::
+
+    from tfdet.models.architectures.one_stage import OneStageModel, ConfigOneStage
+
+    model = OneStageModel(ConfigOneStage(**config_model))
+    model.compile(optimizer=tf.optimizers.Adam(1e-4))
+    model.fit(train_ds, epochs=4, callbacks=[...])
+
+``fit`` takes the seed's batches: dicts with ``image`` [B, H, W, 3],
+``bboxes`` [B, M, 4] (ymin, xmin, ymax, xmax) **in input pixels**,
+``labels`` [B, M] and ``mask`` [B, M].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+import tfdet.models.backbones  # noqa: F401  (registers)
+import tfdet.models.heads  # noqa: F401
+import tfdet.models.necks  # noqa: F401
+from tfdet.models.preprocessing import Preprocessor, boxes_to_original
+from tfdet.registry import BACKBONES, HEADS, NECKS
+
+_PRECISIONS = (None, "float32", "mixed_bfloat16")
+
+
+@dataclasses.dataclass
+class ConfigOneStage:
+    """Configuration of a one-stage detector.
+
+    Args:
+        backbone: backbone config, ``dict(name="resnetv2", ...)``.
+        neck: neck config, ``dict(name="fpn", ...)``.
+        head: head config, ``dict(name="AnchorHead", num_classes=..., ...)``.
+        input_size: (height, width) of the network input; default the
+            backbone's ``input_size``.
+        mean, std: the Normalize step of inference (predict_images, export),
+            in [0, 1] units; must match the training pipeline's.
+        mixed_precision: None / "float32", or "mixed_bfloat16" (bf16 compute,
+            float32 weights and losses; fast on CPUs with AVX512_BF16).
+        jit_compile: compile the train / predict steps with XLA.
+    """
+
+    backbone: Dict[str, Any]
+    neck: Dict[str, Any]
+    head: Dict[str, Any]
+    input_size: Optional[Sequence[int]] = None
+    mean: Sequence[float] = (0.485, 0.456, 0.406)
+    std: Sequence[float] = (0.229, 0.224, 0.225)
+    mixed_precision: Optional[str] = None
+    jit_compile: bool = False
+
+    def __post_init__(self) -> None:
+        for part in ("backbone", "neck", "head"):
+            value = getattr(self, part)
+            if not isinstance(value, dict) or "name" not in value:
+                raise ValueError(f"ConfigOneStage.{part} must be a dict with a 'name', got {value!r}")
+        if self.mixed_precision not in _PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {_PRECISIONS}, got {self.mixed_precision!r}")
+        if self.input_size is None:
+            self.input_size = tuple(self.backbone.get("input_size", (512, 512)))
+        self.input_size = tuple(int(v) for v in self.input_size)
+        if any(v % 32 for v in self.input_size):
+            raise ValueError(f"input_size {self.input_size} must be multiples of 32 (the backbone's stride)")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: Optional[str]):
+    previous = tf_keras.mixed_precision.global_policy()
+    tf_keras.mixed_precision.set_global_policy(name or "float32")
+    try:
+        yield
+    finally:
+        tf_keras.mixed_precision.set_global_policy(previous)
+
+
+class OneStageModel(tf_keras.Model):
+    """A one-stage detector (RetinaNet with the default parts).
+
+    Args:
+        config: a :class:`ConfigOneStage` or the dict of its fields.
+    """
+
+    def __init__(self, config: Union[ConfigOneStage, Dict[str, Any]], **kwargs) -> None:
+        super().__init__(name=kwargs.pop("name", "one_stage"), **kwargs)
+        self.config = config if isinstance(config, ConfigOneStage) else ConfigOneStage(**config)
+        with _dtype_policy(self.config.mixed_precision):
+            self.backbone = BACKBONES.build(self.config.backbone)
+            self.neck = NECKS.build(self.config.neck)
+            self.head = HEADS.build(self.config.head)
+        self.preprocessor = Preprocessor(*self.config.input_size, self.config.mean, self.config.std)
+        self.trackers = {name: tf_keras.metrics.Mean(name=name) for name in ("loss", "loss_cls", "loss_bbox")}
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    @property
+    def dummy_inputs(self) -> tf.Tensor:
+        return tf.zeros([1, *self.config.input_size, 3])
+
+    def build_model(self) -> OneStageModel:
+        """Creates every variable by running one dummy batch; returns self."""
+        self(self.dummy_inputs)
+        return self
+
+    def call(self, images: tf.Tensor, training: bool = False):
+        features = self.backbone(images, return_features=True)
+        return self.head(self.neck(features))
+
+    # -- training --------------------------------------------------------------------------------
+    def compile(self, optimizer="adam", **kwargs) -> None:
+        """Keras compile; the losses come from the head. ``jit_compile`` defaults to the config's."""
+        kwargs.setdefault("jit_compile", self.config.jit_compile)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    @property
+    def metrics(self) -> List[tf_keras.metrics.Metric]:
+        return list(self.trackers.values())
+
+    def _unpack(self, data) -> Dict[str, tf.Tensor]:
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        if not isinstance(data, dict) or not {"image", "bboxes", "labels"} <= set(data):
+            raise ValueError("OneStageModel expects batches of dicts with 'image', 'bboxes' (pixels), 'labels' "
+                             "and 'mask', as the tfdet pipeline + padded_batch produce")
+        mask = data.get("mask")
+        if mask is None:
+            mask = tf.ones_like(data["labels"], tf.bool)
+        return {"image": data["image"], "bboxes": data["bboxes"], "labels": data["labels"], "mask": mask}
+
+    def _check_targets(self, batch: Dict[str, tf.Tensor]) -> List[tf.Operation]:
+        if self.config.jit_compile:
+            return []  # XLA cannot run Assert ops
+        mask = tf.cast(batch["mask"], tf.bool)
+        labels = tf.where(mask, tf.cast(batch["labels"], tf.int32), 0)
+        coords = tf.where(mask[..., None], tf.cast(batch["bboxes"], tf.float32), 0.0)
+        image_side = tf.cast(tf.reduce_max(tf.shape(batch["image"])[1:3]), tf.float32)
+        any_box = tf.reduce_any(mask)
+        return [
+            tf.debugging.assert_less(
+                tf.reduce_max(labels), self.num_classes,
+                message=f"a label id is >= num_classes={self.num_classes}; fix the data or the head's num_classes"),
+            tf.debugging.assert_non_negative(tf.reduce_min(labels), message="a label id is negative"),
+            tf.debugging.Assert(
+                tf.logical_or(tf.logical_not(any_box), tf.reduce_max(coords) > 1.0 + 0.0 * image_side),
+                ["bboxes look normalised to [0, 1]; the model trains on pixel boxes: multiply them by the "
+                 "input size (the seed's keep_only does example['bboxes'] * 512.)"]),
+        ]
+
+    def compute_losses(self, batch: Dict[str, tf.Tensor], training: bool) -> Dict[str, tf.Tensor]:
+        cls_scores, bbox_preds = self(batch["image"], training=training)
+        with tf.control_dependencies(self._check_targets(batch)):
+            losses = self.head.loss_fn(cls_scores, bbox_preds, self.head.anchors(cls_scores), batch["bboxes"],
+                                       batch["labels"], batch["mask"])
+        losses["loss"] = losses["loss_cls"] + losses["loss_bbox"]
+        if self.losses:
+            losses["loss"] += tf.add_n([tf.cast(x, tf.float32) for x in self.losses])
+        return losses
+
+    def _record(self, losses: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        for name, tracker in self.trackers.items():
+            tracker.update_state(losses[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data) -> Dict[str, tf.Tensor]:
+        batch = self._unpack(data)
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(batch, training=True)
+        gradients = tape.gradient(losses["loss"], self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._record(losses)
+
+    def test_step(self, data) -> Dict[str, tf.Tensor]:
+        return self._record(self.compute_losses(self._unpack(data), training=False))
+
+    # -- inference -------------------------------------------------------------------------------
+    def detect(self, images: tf.Tensor, **overrides: Any) -> Dict[str, tf.Tensor]:
+        """Detections for a batch of preprocessed images, boxes normalised to the input."""
+        cls_scores, bbox_preds = self(images, training=False)
+        shape = tf.shape(images)
+        return self.head.get_detections(cls_scores, bbox_preds, shape[1], shape[2], **overrides)
+
+    def predict_step(self, data) -> Dict[str, tf.Tensor]:
+        images = data["image"] if isinstance(data, dict) else (data[0] if isinstance(data, (tuple, list)) else data)
+        detections = self.detect(images)
+        if isinstance(data, dict) and "image_window" in data:
+            detections["detection_boxes"] = boxes_to_original(detections["detection_boxes"], data["image_window"])
+        return detections
+
+    def predict_images(self, images: Sequence[Union[str, np.ndarray]], batch_size: int = 4,
+                       **overrides: Any) -> List[Dict[str, np.ndarray]]:
+        """Detects objects in image files or arrays.
+
+        Args:
+            images: paths of JPEG/PNG files, or arrays [H, W, 3] (uint8 0-255
+                or float 0-1).
+            batch_size: images per forward pass.
+            **overrides: test_cfg entries, e.g. ``score_thr=0.3``.
+
+        Returns:
+            One dict per image: ``boxes`` [K, 4] (ymin, xmin, ymax, xmax) in the
+            image's pixels, ``scores`` [K], ``classes`` [K] (int).
+        """
+        results = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            prepared = [self.preprocessor.decode(tf.io.read_file(item)) if isinstance(item, str)
+                        else self.preprocessor(tf.convert_to_tensor(item)) for item in chunk]
+            inputs = tf.stack([p[0] for p in prepared])
+            windows = tf.stack([p[1] for p in prepared])
+            detections = self._detect_fn(inputs, overrides)
+            boxes = boxes_to_original(detections["detection_boxes"], windows).numpy()
+            for i, (_, _, size) in enumerate(prepared):
+                count = int(detections["num_detections"][i])
+                height, width = (int(v) for v in size.numpy())
+                results.append({
+                    "boxes": boxes[i, :count] * np.array([height, width, height, width], np.float32),
+                    "scores": detections["detection_scores"][i, :count].numpy(),
+                    "classes": detections["detection_classes"][i, :count].numpy(),
+                })
+        return results
+
+    def _detect_fn(self, inputs: tf.Tensor, overrides: Dict[str, Any]) -> Dict[str, tf.Tensor]:
+        key = tuple(sorted(overrides.items()))
+        cache = self.__dict__.setdefault("_detect_cache", {})
+        if key not in cache:
+            cache[key] = tf.function(lambda x: self.detect(x, **overrides), jit_compile=False, reduce_retracing=True)
+        return cache[key](inputs)
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], custom_objects=None) -> OneStageModel:
+        return cls(ConfigOneStage(**config["config"]))

@@ -1,0 +1,5 @@
+"""Backbones, built by name from BACKBONES (importing this package registers them)."""
+
+from tfdet.models.backbones.resnetv2 import ResNetV2
+
+__all__ = ["ResNetV2"]

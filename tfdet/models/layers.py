@@ -1,0 +1,92 @@
+"""Small layers shared by the models."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+import tf_keras
+
+
+class StdConv2D(tf_keras.layers.Conv2D):
+    """Conv2D with weight standardisation (BiT / timm ``StdConv2d``).
+
+    Each output channel's kernel is standardised over (kh, kw, in) -- biased
+    variance, ``eps`` added -- in float32, then cast to the compute dtype.
+    Symmetric PyTorch-style padding is explicit: ``padding`` pixels of zeros
+    on every side, then a 'valid' convolution.
+
+    Args:
+        filters, kernel_size, strides: as Conv2D.
+        padding: zero padding on each side, in pixels.
+        eps: added to the variance (BiT: 1e-8).
+    """
+
+    def __init__(self, filters: int, kernel_size: int, strides: int = 1, padding: int = 0, eps: float = 1e-8,
+                 **kwargs) -> None:
+        kwargs.pop("use_bias", None)
+        super().__init__(filters, kernel_size, strides=strides, padding="valid", use_bias=False, **kwargs)
+        self.pad, self.eps = int(padding), float(eps)
+
+    def standardized_kernel(self) -> tf.Tensor:
+        kernel = tf.cast(self.kernel, tf.float32)
+        mean, variance = tf.nn.moments(kernel, axes=[0, 1, 2], keepdims=True)
+        return (kernel - mean) / tf.sqrt(variance + self.eps)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        if self.pad:
+            inputs = tf.pad(inputs, [[0, 0], [self.pad, self.pad], [self.pad, self.pad], [0, 0]])
+        kernel = tf.cast(self.standardized_kernel(), inputs.dtype)
+        return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding="VALID")
+
+    def compute_output_shape(self, input_shape):
+        shape = tf.TensorShape(input_shape).as_list()
+        for axis in (1, 2):
+            if shape[axis] is not None:
+                shape[axis] = (shape[axis] + 2 * self.pad - self.kernel_size[0]) // self.strides[0] + 1
+        shape[3] = self.filters
+        return tf.TensorShape(shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"padding": self.pad, "eps": self.eps})
+        for key in ("use_bias",):
+            config.pop(key, None)
+        return config
+
+
+class GroupNormAct(tf_keras.layers.Layer):
+    """GroupNorm followed by an optional ReLU (timm ``GroupNormAct``).
+
+    Args:
+        groups: number of groups (timm: 32).
+        eps: epsilon of the normalisation (timm: 1e-5).
+        act: apply ReLU after the normalisation.
+    """
+
+    def __init__(self, groups: int = 32, eps: float = 1e-5, act: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.groups, self.eps, self.act = int(groups), float(eps), bool(act)
+        self.norm = tf_keras.layers.GroupNormalization(groups=self.groups, epsilon=self.eps, name="gn")
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        out = self.norm(inputs)
+        return tf.nn.relu(out) if self.act else out
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"groups": self.groups, "eps": self.eps, "act": self.act})
+        return config
+
+
+def activation(name: Optional[str]):
+    """An activation function by name (``relu``, ``gelu``, ``swish``/``silu``, ...); None: identity."""
+    if name is None or name == "linear":
+        return tf.identity
+    if isinstance(name, dict):
+        name = name.get("type") or name.get("name")
+    aliases = {"silu": "swish"}
+    try:
+        return tf_keras.activations.get(aliases.get(str(name).lower(), str(name).lower()))
+    except ValueError:
+        raise ValueError(f"unknown activation {name!r}; use relu, gelu, swish, elu, ...") from None
