@@ -41,3 +41,24 @@ def default_data(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp("data"))
     generate_default_dataset(root, spans=(1,), num_train=48, num_eval=16, num_shards=2)
     return os.path.join(root, "default", "span-1")
+
+
+def tiny_model_config(num_classes: int = 5, size: int = 128, **head_overrides) -> dict:
+    """A detector small enough to train in seconds on 2 cores."""
+    head = dict(
+        name="AnchorHead", num_classes=num_classes,
+        anchor_config=dict(octave_base_scale=2, scales_per_octave=2, ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64]),
+        loss_cls=dict(name="focalloss"), loss_bbox=dict(name="L1Loss"), stacked_convs=1, feat_channels=32,
+        norm_cfg=dict(name="GN", groups=8),
+    )
+    head.update(head_overrides)
+    return dict(
+        backbone=dict(name="resnetv2", input_size=(size, size), nb_blocks=(1, 1, 1, 1), width_factor=0.25, groups=8),
+        neck=dict(name="fpn", start_level=1, num_nb_ins=4, num_nb_outs=4, filters=32, add_extra_convs=True),
+        head=head,
+    )
+
+
+@pytest.fixture
+def tiny_config():
+    return tiny_model_config

@@ -21,6 +21,7 @@ match.
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, TypeVar
 
 T = TypeVar("T")
@@ -42,11 +43,22 @@ class Registry:
 
     Args:
         kind: what the registry holds, used in error messages (e.g. "backbone").
+        builtins: modules that register the built-in entries; they are imported
+            on the first lookup, so ``NECKS.build(...)`` works without importing
+            the module that defines the neck.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtins: tuple = ()) -> None:
         self.kind = kind
         self._entries: Dict[str, Callable[..., Any]] = {}
+        self._builtins = tuple(builtins)
+        self._builtins_loaded = not builtins
+
+    def _load_builtins(self) -> None:
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            for module in self._builtins:
+                importlib.import_module(module)
 
     def register(self, name: Optional[str] = None, *, aliases: tuple = ()) -> Callable[[T], T]:
         """Decorator that registers a class or function under ``name``.
@@ -76,6 +88,7 @@ class Registry:
         self._entries[key] = obj
 
     def _find(self, key: str) -> Optional[str]:
+        self._load_builtins()
         if key in self._entries:
             return key
         wanted = _normalise(key)
@@ -98,7 +111,7 @@ class Registry:
         return self._entries[key]
 
     def _unknown_message(self, name: str) -> str:
-        known = sorted(self._entries)
+        known = self.names
         by_norm = {_normalise(k): k for k in known}
         close = difflib.get_close_matches(_normalise(name), list(by_norm), n=1, cutoff=0.5)
         hint = f" Did you mean {by_norm[close[0]]!r}?" if close else ""
@@ -128,7 +141,7 @@ class Registry:
         if "name" not in config:
             raise RegistryError(
                 f"{self.kind} config {dict(config)!r} has no 'name' key; "
-                f"add one of: {', '.join(sorted(self._entries))}"
+                f"add one of: {', '.join(self.names)}"
             )
         kwargs = {**defaults, **{k: v for k, v in config.items() if k != "name"}}
         factory = self.get(config["name"])
@@ -140,6 +153,7 @@ class Registry:
     @property
     def names(self) -> List[str]:
         """The registered names, sorted."""
+        self._load_builtins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
@@ -149,20 +163,20 @@ class Registry:
         return iter(self.names)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.names)
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, names={self.names})"
 
 
-BACKBONES = Registry("backbone")
-NECKS = Registry("neck")
-HEADS = Registry("head")
-ASSIGNERS = Registry("assigner")
-SAMPLERS = Registry("sampler")
-BOX_CODERS = Registry("box coder")
-LOSSES = Registry("loss")
-PIPELINE_STEPS = Registry("pipeline step")
+BACKBONES = Registry("backbone", builtins=("tfdet.models.backbones",))
+NECKS = Registry("neck", builtins=("tfdet.models.necks",))
+HEADS = Registry("head", builtins=("tfdet.models.heads",))
+ASSIGNERS = Registry("assigner", builtins=("tfdet.core.assigners",))
+SAMPLERS = Registry("sampler", builtins=("tfdet.core.samplers",))
+BOX_CODERS = Registry("box coder", builtins=("tfdet.core.box_coders",))
+LOSSES = Registry("loss", builtins=("tfdet.models.losses",))
+PIPELINE_STEPS = Registry("pipeline step", builtins=("tfdet.dataio.steps",))
 
 __all__ = [
     "Registry",

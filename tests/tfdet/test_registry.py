@@ -75,3 +75,13 @@ def test_pipeline_steps_are_registered_under_the_seed_names():
 
     for name in ("InputReadRecordFiles", "RandomResized", "Normalize", "Resize", "RandomFlip", "ColorJitter"):
         assert name in PIPELINE_STEPS
+
+
+def test_builtin_entries_load_on_first_lookup():
+    import subprocess
+    import sys
+
+    code = ("from tfdet.registry import NECKS, LOSSES, PIPELINE_STEPS; "
+            "print(sorted(NECKS.names), 'focalloss' in LOSSES, len(PIPELINE_STEPS) >= 6)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['FPN', 'fpn'] True True"

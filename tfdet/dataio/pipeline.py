@@ -104,3 +104,22 @@ def pipeline(
 def pipeline_config(steps: Sequence[StepLike]) -> List[dict]:
     """The configs of ``steps``, for logging or saving next to a model."""
     return [step.get_config() for step in build_steps(steps)]
+
+
+TRAINING_KEYS = ("image", "bboxes", "labels", "mask")
+
+
+def to_pixel_boxes(example: dict) -> dict:
+    """The seed's ``keep_only``: the four training keys, boxes in the image's pixels."""
+    shape = tf.cast(tf.shape(example["image"])[:2], tf.float32)
+    scale = tf.stack([shape[0], shape[1], shape[0], shape[1]])
+    out = {key: example[key] for key in TRAINING_KEYS}
+    out["bboxes"] = example["bboxes"] * scale
+    return out
+
+
+def training_batches(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool = True) -> tf.data.Dataset:
+    """Padded batches for ``OneStageModel.fit``: pixel boxes, padding masked out, prefetched."""
+    return (dataset.map(to_pixel_boxes, num_parallel_calls=tf.data.AUTOTUNE)
+            .padded_batch(batch_size, drop_remainder=drop_remainder)
+            .prefetch(tf.data.AUTOTUNE))

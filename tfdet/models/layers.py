@@ -55,8 +55,18 @@ class StdConv2D(tf_keras.layers.Conv2D):
         return config
 
 
+def group_norm(groups: int, eps: float = 1e-5, name: Optional[str] = None) -> tf_keras.layers.GroupNormalization:
+    """GroupNormalization that always computes in float32.
+
+    tf_keras computes the group moments in the input dtype; under
+    ``mixed_bfloat16`` that is bf16 (8-bit mantissa) and the statistics drift.
+    A float32 policy casts the input up; the next convolution casts back.
+    """
+    return tf_keras.layers.GroupNormalization(groups=groups, epsilon=eps, name=name, dtype="float32")
+
+
 class GroupNormAct(tf_keras.layers.Layer):
-    """GroupNorm followed by an optional ReLU (timm ``GroupNormAct``).
+    """GroupNorm followed by an optional ReLU (timm ``GroupNormAct``); statistics in float32.
 
     Args:
         groups: number of groups (timm: 32).
@@ -67,7 +77,7 @@ class GroupNormAct(tf_keras.layers.Layer):
     def __init__(self, groups: int = 32, eps: float = 1e-5, act: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.groups, self.eps, self.act = int(groups), float(eps), bool(act)
-        self.norm = tf_keras.layers.GroupNormalization(groups=self.groups, epsilon=self.eps, name="gn")
+        self.norm = group_norm(self.groups, self.eps, name="gn")
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         out = self.norm(inputs)

@@ -186,9 +186,19 @@ class OneStageModel(tf_keras.Model):
         return self._record(self.compute_losses(self._unpack(data), training=False))
 
     # -- inference -------------------------------------------------------------------------------
+    def _forward(self, images: tf.Tensor):
+        """The network's outputs; with ``jit_compile`` an XLA-compiled function (NMS stays outside:
+        XLA has no kernel for CombinedNonMaxSuppression)."""
+        if not self.config.jit_compile:
+            return self(images, training=False)
+        if "_xla_forward" not in self.__dict__:
+            self.__dict__["_xla_forward"] = tf.function(lambda x: self(x, training=False), jit_compile=True,
+                                                        reduce_retracing=True)
+        return self.__dict__["_xla_forward"](images)
+
     def detect(self, images: tf.Tensor, **overrides: Any) -> Dict[str, tf.Tensor]:
         """Detections for a batch of preprocessed images, boxes normalised to the input."""
-        cls_scores, bbox_preds = self(images, training=False)
+        cls_scores, bbox_preds = self._forward(images)
         shape = tf.shape(images)
         return self.head.get_detections(cls_scores, bbox_preds, shape[1], shape[2], **overrides)
 

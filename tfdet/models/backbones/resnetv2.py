@@ -20,7 +20,11 @@ from tfdet.registry import BACKBONES
 
 
 class PreActBottleneck(tf_keras.layers.Layer):
-    """norm1 -> (downsample of the pre-activated input) -> conv1 -> norm2 -> conv2 (stride) -> norm3 -> conv3, + shortcut."""
+    """Pre-activation bottleneck.
+
+    norm1 -> (downsample of the pre-activated input) -> conv1 -> norm2 -> conv2 (stride) -> norm3 -> conv3,
+    plus the shortcut.
+    """
 
     def __init__(self, out_channels: int, stride: int, downsample: bool, groups: int, prefix: str, **kwargs):
         super().__init__(name=prefix, **kwargs)

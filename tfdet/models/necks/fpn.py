@@ -72,7 +72,8 @@ class FPN(tf_keras.layers.Layer):
             raise ValueError(f"fpn: num_nb_outs={num_nb_outs} is smaller than the {used} backbone levels used")
         if upsample not in ("nearest", "bilinear"):
             raise ValueError(f"fpn: upsample must be 'nearest' or 'bilinear', got {upsample!r}")
-        self.start_level, self.num_nb_ins, self.num_nb_outs, self.filters = start_level, num_nb_ins, num_nb_outs, filters
+        self.start_level, self.num_nb_ins = start_level, num_nb_ins
+        self.num_nb_outs, self.filters = num_nb_outs, filters
         self.end_level, self.backbone_end = end_level, backbone_end
         self.add_extra_convs, self.extra_convs_on = bool(add_extra_convs), extra_convs_on
         self.relu_before_extra_convs, self.upsample = relu_before_extra_convs, upsample
@@ -82,15 +83,24 @@ class FPN(tf_keras.layers.Layer):
         if self.add_extra_convs:
             self.fpn_convs += [_Conv(filters, 3, 2, name=f"fpn_convs.{used + i}") for i in range(extra)]
 
+    def _upsample(self, x: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+        size = tf.shape(like)[1:3]
+        if self.upsample == "bilinear":
+            return tf.image.resize(x, size, method="bilinear")
+        # Nearest 2x as an index repeat, cropped to the finer map: the same values as PyTorch's 'nearest'
+        # for the ceil-halved sizes of a backbone, and differentiable under XLA (ResizeNearestNeighborGrad
+        # has no XLA kernel on CPU).
+        doubled = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+        return doubled[:, :size[0], :size[1], :]
+
     def call(self, inputs: List[tf.Tensor]) -> List[tf.Tensor]:
         if len(inputs) != self.num_nb_ins:
             raise ValueError(f"fpn: got {len(inputs)} backbone features, num_nb_ins={self.num_nb_ins}")
         used = self.backbone_end - self.start_level
         laterals = [conv(inputs[self.start_level + i]) for i, conv in enumerate(self.lateral_convs)]
         for i in range(used - 1, 0, -1):
-            size = tf.shape(laterals[i - 1])[1:3]
-            laterals[i - 1] = laterals[i - 1] + tf.cast(
-                tf.image.resize(laterals[i], size, method=self.upsample), laterals[i - 1].dtype)
+            laterals[i - 1] = laterals[i - 1] + tf.cast(self._upsample(laterals[i], laterals[i - 1]),
+                                                        laterals[i - 1].dtype)
         outs = [self.fpn_convs[i](laterals[i]) for i in range(used)]
         if self.num_nb_outs > used:
             if not self.add_extra_convs:

@@ -1,0 +1,47 @@
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from conftest import tiny_model_config
+
+from tfdet.dataio.pipeline import pipeline, training_batches
+from tfdet.evaluation import eval_dataset
+from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
+from tfdet.models.callbacks import CheckpointResume, CocoEvaluation
+
+
+def new_model():
+    model = OneStageModel(ConfigOneStage(**tiny_model_config(size=64))).build_model()
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+    return model
+
+
+def test_checkpoint_resume_and_coco_evaluation(tmp_path, default_data):
+    steps = [dict(name="InputReadRecordFiles", pattern_file=f"{default_data}/train-*.tfrecord", repeat=True),
+             dict(name="Resize", height=64, width=64), dict(name="Normalize")]
+    batches = training_batches(pipeline(steps), 2)
+    evaluation = eval_dataset(f"{default_data}/eval-*.tfrecord", (64, 64), (0.485, 0.456, 0.406),
+                              (0.229, 0.224, 0.225)).take(2)
+    directory = str(tmp_path / "ckpt")
+
+    first = new_model()
+    resume = CheckpointResume(directory)
+    assert resume.initial_epoch == 0
+    coco = CocoEvaluation(evaluation, label_map={0: "rectangle"}, score_thr=0.0)
+    history = first.fit(batches, epochs=2, steps_per_epoch=2, verbose=0, callbacks=[resume, coco]).history
+    assert len(history["val_AP"]) == 2 and 0.0 <= history["val_AP50"][-1] <= 1.0
+    assert sorted(coco.history) == [1, 2] and coco.history[2]["num_images"] == 8
+    optimizer_steps = int(first.optimizer.iterations)
+
+    second = new_model()
+    again = CheckpointResume(directory)
+    assert again.initial_epoch == 2
+    second.fit(batches, epochs=2, initial_epoch=again.initial_epoch, steps_per_epoch=2, verbose=0, callbacks=[again])
+    assert again.restored_from.endswith("ckpt-2")
+    for restored, saved in zip(second.get_weights(), first.get_weights()):
+        np.testing.assert_array_equal(restored, saved)  # restored, and no epoch left to train
+    assert int(second.optimizer.iterations) == optimizer_steps
+    third = CheckpointResume(directory)
+    new_model().fit(batches, epochs=3, initial_epoch=third.initial_epoch, steps_per_epoch=1, verbose=0,
+                    callbacks=[third])
+    assert CheckpointResume(directory).initial_epoch == 3
+    assert tf.train.latest_checkpoint(directory).endswith("ckpt-3")

@@ -1,0 +1,133 @@
+"""COCO box metrics computed by pycocotools itself (no re-implementation to drift from it)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from tfdet.dataio.pipeline import pipeline
+from tfdet.models.preprocessing import boxes_to_original
+
+COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+def _xywh(box: Sequence[float]) -> List[float]:
+    ymin, xmin, ymax, xmax = (float(v) for v in box)
+    return [xmin, ymin, xmax - xmin, ymax - ymin]
+
+
+def coco_metrics(ground_truth: Sequence[Mapping[str, Any]], detections: Sequence[Mapping[str, Any]],
+                 num_classes: int, label_map: Optional[Mapping[int, str]] = None) -> Dict[str, Any]:
+    """COCO metrics of detections against ground truth, both in pixels.
+
+    Args:
+        ground_truth: per image ``{"image_id": int, "height", "width", "boxes": [N, 4] (ymin, xmin, ymax,
+            xmax), "labels": [N]}``.
+        detections: per image ``{"image_id", "boxes": [K, 4], "scores": [K], "classes": [K]}``.
+        num_classes: class ids are 0..num_classes-1 (used as COCO category ids).
+        label_map: id -> name, for the per-class results.
+
+    Returns:
+        The 12 COCO numbers (``AP`` = mAP@[.5:.95], ``AP50``, ``AP75``, ``APs``/``APm``/``APl``,
+        ``AR1``/``AR10``/``AR100``, ``ARs``/``ARm``/``ARl``; -1 where COCO has nothing to
+        measure), ``per_class_AP`` (mAP@[.5:.95] by class name, classes with ground truth only),
+        and ``num_images``, ``num_detections``.
+    """
+    names = {i: (label_map or {}).get(i, str(i)) for i in range(num_classes)}
+    images, annotations = [], []
+    for image in ground_truth:
+        images.append({"id": int(image["image_id"]), "height": int(image["height"]), "width": int(image["width"])})
+        for box, label in zip(image["boxes"], image["labels"]):
+            xywh = _xywh(box)
+            annotations.append({"id": len(annotations) + 1, "image_id": int(image["image_id"]),
+                                "category_id": int(label), "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": 0})
+    results = [
+        {"image_id": int(image["image_id"]), "category_id": int(label), "bbox": _xywh(box), "score": float(score)}
+        for image in detections for box, score, label in zip(image["boxes"], image["scores"], image["classes"])
+    ]
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": annotations,
+                  "categories": [{"id": i, "name": n} for i, n in names.items()]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    out: Dict[str, Any] = {"num_images": len(images), "num_detections": len(results)}
+    if not results or not annotations:
+        out.update({name: (0.0 if annotations else -1.0) for name in COCO_METRIC_NAMES})
+        out["per_class_AP"] = {}
+        return out
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = gt.loadRes(results)
+        evaluator = COCOeval(gt, dt, iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    out.update({name: float(value) for name, value in zip(COCO_METRIC_NAMES, evaluator.stats)})
+    precision = evaluator.eval["precision"]  # [T, R, K, A, M]
+    per_class = {}
+    for k, category in enumerate(evaluator.params.catIds):
+        values = precision[:, :, k, 0, -1]
+        if np.any(values > -1):
+            per_class[names[category]] = float(np.mean(values[values > -1]))
+    out["per_class_AP"] = per_class
+    return out
+
+
+def eval_dataset(pattern_file: str, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 batch_size: int = 4) -> tf.data.Dataset:
+    """The evaluation pipeline: read, letterbox to input_size, normalise, padded batches."""
+    steps = [dict(name="InputReadRecordFiles", pattern_file=pattern_file),
+             dict(name="Resize", height=int(input_size[0]), width=int(input_size[1])),
+             dict(name="Normalize", mean=tuple(mean), std=tuple(std))]
+    return pipeline(steps, deterministic=True).padded_batch(batch_size)
+
+
+def evaluate_coco(model, dataset: tf.data.Dataset, label_map: Optional[Mapping[int, str]] = None,
+                  output_json: Optional[str] = None, **test_overrides: Any) -> Dict[str, Any]:
+    """Runs ``model`` over a batched evaluation dataset and computes COCO metrics.
+
+    Args:
+        model: a :class:`~tfdet.models.architectures.one_stage.OneStageModel`.
+        dataset: batches as :func:`eval_dataset` makes them (with ``image_window``
+            and ``original_size``, so boxes are compared in original pixels).
+        label_map: id -> name for per-class results.
+        output_json: write the detections here in COCO results format
+            (``image_id`` = running index, ``category_id`` = 0-based label id).
+        **test_overrides: test_cfg overrides, e.g. ``score_thr=0.01``.
+
+    Returns:
+        See :func:`coco_metrics`.
+    """
+    detect = tf.function(lambda images: model.detect(images, **test_overrides), reduce_retracing=True)
+    ground_truth, detections = [], []
+    for batch in dataset:
+        found = detect(batch["image"])
+        window = batch.get("image_window")
+        if window is None:  # no letterbox: the input is the whole image
+            window = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [tf.shape(batch["image"])[0], 1])
+        gt_boxes = boxes_to_original(tf.cast(batch["bboxes"], tf.float32), window).numpy()
+        dt_boxes = boxes_to_original(found["detection_boxes"], window).numpy()
+        sizes = batch["original_size"].numpy()
+        for i in range(sizes.shape[0]):
+            height, width = (int(v) for v in sizes[i])
+            scale = np.array([height, width, height, width], np.float32)
+            mask = batch["mask"].numpy()[i]
+            image_id = len(ground_truth)
+            ground_truth.append({"image_id": image_id, "height": height, "width": width,
+                                 "boxes": gt_boxes[i][mask] * scale, "labels": batch["labels"].numpy()[i][mask]})
+            count = int(found["num_detections"][i])
+            detections.append({"image_id": image_id, "boxes": dt_boxes[i, :count] * scale,
+                               "scores": found["detection_scores"][i, :count].numpy(),
+                               "classes": found["detection_classes"][i, :count].numpy()})
+    if output_json:
+        with open(output_json, "w") as handle:
+            json.dump([{"image_id": d["image_id"], "category_id": int(c), "bbox": [round(v, 2) for v in _xywh(b)],
+                        "score": round(float(s), 5)}
+                       for d in detections for b, s, c in zip(d["boxes"], d["scores"], d["classes"])], handle)
+    return coco_metrics(ground_truth, detections, model.num_classes, label_map)
