@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test bench bench-input bench-train bench-speed lint clean
 
 setup: $(STAMP)
 
@@ -29,11 +29,19 @@ run: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: bench-input bench-train bench-speed
+
+bench-input: setup
 	$(PY) benchmarks/input_pipeline.py
 
+bench-train: setup
+	$(PY) benchmarks/train_default.py
+
+bench-speed: setup
+	$(PY) benchmarks/seed_speed.py
+
 lint: setup
-	$(VENV)/bin/ruff check tfdet tests benchmarks
+	$(VENV)/bin/ruff check tfdet tests benchmarks models
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

@@ -27,6 +27,13 @@ class StdConv2D(tf_keras.layers.Conv2D):
         kwargs.pop("use_bias", None)
         super().__init__(filters, kernel_size, strides=strides, padding="valid", use_bias=False, **kwargs)
         self.pad, self.eps = int(padding), float(eps)
+        self.folded = False  # True once the kernel holds its standardised values (see fold)
+
+    def fold(self) -> None:
+        """Stores the standardised kernel in the variable and stops recomputing it (for inference export)."""
+        if not self.folded:
+            self.kernel.assign(self.standardized_kernel())
+            self.folded = True
 
     def standardized_kernel(self) -> tf.Tensor:
         kernel = tf.cast(self.kernel, tf.float32)
@@ -36,7 +43,7 @@ class StdConv2D(tf_keras.layers.Conv2D):
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         if self.pad:
             inputs = tf.pad(inputs, [[0, 0], [self.pad, self.pad], [self.pad, self.pad], [0, 0]])
-        kernel = tf.cast(self.standardized_kernel(), inputs.dtype)
+        kernel = tf.cast(self.kernel if self.folded else self.standardized_kernel(), inputs.dtype)
         return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding="VALID")
 
     def compute_output_shape(self, input_shape):

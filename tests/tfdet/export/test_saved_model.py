@@ -27,7 +27,7 @@ def test_reloaded_savedmodel_detects_like_the_model(tmp_path, image_factory):
     assert served["num_detections"].dtype == tf.int32 and served["detection_boxes"].shape == (2, 20, 4)
     for key in ("detection_boxes", "detection_scores", "num_detections", "xmin", "classes"):
         np.testing.assert_allclose(served[key].numpy(), from_examples[key].numpy(), atol=1e-6)
-    for i, (path, mine) in enumerate(zip(paths, expected)):
+    for i, mine in enumerate(expected):
         height, width = (40, 90) if i == 0 else (70, 50)
         count = int(served["num_detections"][i])
         assert count == len(mine["scores"]) == 20

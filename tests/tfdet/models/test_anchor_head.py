@@ -20,8 +20,8 @@ def head(**kwargs):
 def numpy_reference(logits, deltas, anchors, boxes, labels, mask, pos=0.5, neg=0.4):
     """Independent reference: MaxIoU assignment (with low-quality matches), focal + L1 over positives."""
     def iou(a, b):
-        inter = (np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-                 * np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None))
+        high, low = np.minimum(a[:, None, 2:], b[None, :, 2:]), np.maximum(a[:, None, :2], b[None, :, :2])
+        inter = np.prod(np.clip(high - low, 0, None), axis=-1)
         area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
         return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 

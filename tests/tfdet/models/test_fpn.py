@@ -59,5 +59,5 @@ def test_config_errors():
     with pytest.raises(ValueError, match="num_nb_outs=2 is smaller than the 3 backbone levels used"):
         NECKS.build(dict(name="fpn", start_level=1, num_nb_outs=2))
     neck, _ = build()
-    assert NECKS.build({"name": "fpn", **{k: v for k, v in neck.get_config().items()
-                                          if k not in ("name", "trainable", "dtype")}}).get_config() == neck.get_config()
+    arguments = {k: v for k, v in neck.get_config().items() if k not in ("name", "trainable", "dtype")}
+    assert NECKS.build({"name": "fpn", **arguments}).get_config() == neck.get_config()

@@ -52,7 +52,8 @@ def test_timm_keys_cover_every_variable_and_round_trip():
     state_dict["head.fc.weight"] = np.zeros((10, 512), np.float32)
     unused = backbone.load_timm_state_dict(state_dict)
     assert unused == ["head.fc.weight"]
-    np.testing.assert_array_equal(backbone.stem_conv.kernel.numpy(), state_dict["stem.conv.weight"].transpose(2, 3, 1, 0))
+    stem = state_dict["stem.conv.weight"].transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(backbone.stem_conv.kernel.numpy(), stem)
     other = tiny()
     other.load_timm_state_dict(state_dict)
     x = tf.random.uniform([1, 64, 64, 3], seed=2)
@@ -66,3 +67,14 @@ def test_width_and_groups_are_checked():
         tiny(groups=32)
     with pytest.raises(ValueError, match=r"nb_blocks needs 4 stages, got \(3, 4, 6\)"):
         tiny(nb_blocks=(3, 4, 6))
+
+
+def test_folding_keeps_outputs_and_skips_the_standardisation():
+    conv = StdConv2D(4, 3, padding=1)
+    x = tf.random.normal([1, 6, 6, 2], seed=4)
+    before = conv(x).numpy()
+    conv.fold()
+    np.testing.assert_allclose(conv(x).numpy(), before, atol=1e-5)
+    flat = conv.kernel.numpy().reshape(-1, 4)
+    np.testing.assert_allclose(flat.mean(0), 0.0, atol=1e-6)  # the variable now holds the standardised kernel
+    np.testing.assert_allclose(flat.std(0), 1.0, atol=1e-3)
