@@ -17,7 +17,7 @@ from types import ModuleType
 from tfdet.registry import Registry
 
 ZOO = Registry("model config")
-for _name in ("retinanet_resnetv2_50_fpn_512", "cpu_small"):
+for _name in ("retinanet_resnetv2_50_fpn_512", "cpu_small", "tiny"):
     ZOO.register(_name)(_name)
 
 

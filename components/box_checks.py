@@ -1,0 +1,114 @@
+"""Per-example geometry checks of tfdet tf.Examples (the logic of the BoxGate component, TFX-free)."""
+
+from __future__ import annotations
+
+import glob
+import io
+import math
+import os
+from typing import Dict, Iterable, List, Optional
+
+import tensorflow as tf
+from PIL import Image
+
+from tfdet.dataio import features
+
+PROBLEMS = {
+    "image_missing": "no image/encoded bytes",
+    "image_undecodable": "image/encoded does not decode",
+    "count_mismatch": "the four bbox coordinate lists and the labels differ in length",
+    "box_not_finite": "a coordinate is NaN or infinite",
+    "box_out_of_range": "a coordinate lies outside [0, 1]",
+    "box_inverted": "a box has ymin >= ymax or xmin >= xmax",
+    "label_out_of_range": "a label is outside [0, num_classes)",
+}
+
+
+def _floats(feature_map, key: str) -> List[float]:
+    return list(feature_map[key].float_list.value) if key in feature_map else []
+
+
+def check_example(serialized: bytes, num_classes: int, decode_image: bool = True) -> List[str]:
+    """The problem codes (keys of :data:`PROBLEMS`) of one serialized tf.Example; empty when it is sound."""
+    feature_map = tf.train.Example.FromString(serialized).features.feature
+    problems = []
+    encoded = feature_map[features.ENCODED].bytes_list.value if features.ENCODED in feature_map else []
+    if not encoded or not encoded[0]:
+        problems.append("image_missing")
+    elif decode_image:
+        try:
+            with Image.open(io.BytesIO(encoded[0])) as image:
+                image.load()
+        except Exception:  # Pillow raises many types for corrupt data
+            problems.append("image_undecodable")
+    columns = [_floats(feature_map, key) for key in features.BOX_KEYS]
+    labels = list(feature_map[features.LABEL].int64_list.value) if features.LABEL in feature_map else []
+    if len({len(c) for c in columns} | {len(labels)}) > 1:
+        problems.append("count_mismatch")
+        return problems
+    values = [v for column in columns for v in column]
+    if any(not math.isfinite(v) for v in values):
+        problems.append("box_not_finite")
+    elif any(v < 0.0 or v > 1.0 for v in values):
+        problems.append("box_out_of_range")
+    ymin, xmin, ymax, xmax = columns
+    if any(a >= b for a, b in zip(ymin, ymax)) or any(a >= b for a, b in zip(xmin, xmax)):
+        problems.append("box_inverted")
+    if any(label < 0 or label >= num_classes for label in labels):
+        problems.append("label_out_of_range")
+    return problems
+
+
+def _source_id(serialized: bytes) -> str:
+    feature_map = tf.train.Example.FromString(serialized).features.feature
+    values = feature_map[features.SOURCE_ID].bytes_list.value if features.SOURCE_ID in feature_map else []
+    return values[0].decode("utf-8", "replace") if values else ""
+
+
+def scan_split(files: Iterable[str], split: str, num_classes: int, report: Dict, max_listed: int = 50,
+               decode_images: bool = True) -> None:
+    """Checks every example of ``files`` (GZIP when they end in .gz) and adds to ``report``."""
+    files = sorted(files)
+    compression = "GZIP" if files and all(f.endswith(".gz") for f in files) else ""
+    checked = 0
+    for index, record in enumerate(tf.data.TFRecordDataset(files, compression_type=compression).as_numpy_iterator()):
+        checked += 1
+        problems = check_example(record, num_classes, decode_images)
+        if not problems:
+            continue
+        report["bad_examples"] += 1
+        for code in problems:
+            report["problems"][code] = report["problems"].get(code, 0) + 1
+        if len(report["offending"]) < max_listed:
+            report["offending"].append({"split": split, "index": index, "source_id": _source_id(record),
+                                        "problems": problems})
+    report["examples_checked"][split] = checked
+
+
+def new_report(num_classes: int) -> Dict:
+    return {"num_classes": num_classes, "examples_checked": {}, "bad_examples": 0, "problems": {}, "offending": [],
+            "schema_anomalies": {}, "passed": True}
+
+
+def split_files(examples_uri: str, split: str) -> List[str]:
+    """The files of one split of an Examples artifact (TFX layout ``Split-<name>/``)."""
+    return glob.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+
+
+def failure_message(report: Dict, report_path: Optional[str] = None) -> str:
+    """A person-readable reason to stop the pipeline, naming the offending examples."""
+    lines = []
+    if report["bad_examples"]:
+        total = sum(report["examples_checked"].values())
+        counts = ", ".join(f"{code} {n} ({PROBLEMS[code]})" for code, n in sorted(report["problems"].items()))
+        lines.append(f"{report['bad_examples']} of {total} examples have bad boxes or images: {counts}.")
+        shown = ", ".join(f"{o['split']}#{o['index']} (source_id {o['source_id']!r}: {'+'.join(o['problems'])})"
+                          for o in report["offending"][:10])
+        lines.append(f"First offenders: {shown}.")
+    for split, anomalies in sorted(report["schema_anomalies"].items()):
+        described = "; ".join(f"{feature}: {text}" for feature, text in sorted(anomalies.items()))
+        lines.append(f"Schema anomalies in split {split}: {described}.")
+    lines.append("Fix or drop these examples (tfdet convert --on-error skip reports bad records) and add a new span.")
+    if report_path:
+        lines.append(f"Full report: {report_path}")
+    return " ".join(lines)

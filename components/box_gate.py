@@ -1,0 +1,62 @@
+"""BoxGate: the TFX component that stops the pipeline on bad detection data.
+
+ExampleValidator only records anomalies; later components run regardless.
+BoxGate reads those anomalies and checks every example's geometry (ymin <
+ymax, xmin < xmax, coordinates in [0, 1] and finite, equal counts of the
+four coordinates and the labels, labels in range, the image decodes). It
+writes a report artifact (``report.json``: counts per problem, the ids of
+the offending examples, the schema anomalies) and fails -- so that the
+Trainer, which runs after it, never trains on bad data.
+"""
+
+
+import json
+import os
+
+from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binary
+from tfx import v1 as tfx
+from tfx.types import artifact, artifact_utils
+
+from components import box_checks
+
+
+class BoxGateReport(artifact.Artifact):
+    """The gate's findings (``report.json``)."""
+
+    TYPE_NAME = "tfdet.BoxGateReport"
+
+
+def _schema_anomalies(anomalies_uri: str, split: str) -> dict:
+    path = os.path.join(anomalies_uri, f"Split-{split}", "SchemaDiff.pb")
+    if not os.path.exists(path):
+        return {}
+    found = load_anomalies_binary(path)
+    return {name: info.description or info.short_description for name, info in found.anomaly_info.items()}
+
+
+@tfx.dsl.components.component
+def BoxGate(  # noqa: N802  (TFX components are named like classes)
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    report: tfx.dsl.components.OutputArtifact[BoxGateReport],
+    num_classes: tfx.dsl.components.Parameter[int],
+    max_listed: tfx.dsl.components.Parameter[int] = 50,
+    decode_images: tfx.dsl.components.Parameter[int] = 1,
+) -> None:
+    """Checks every example and the schema anomalies; raises when anything is wrong."""
+    findings = box_checks.new_report(num_classes)
+    for split in artifact_utils.decode_split_names(examples.split_names):
+        box_checks.scan_split(box_checks.split_files(examples.uri, split), split, num_classes, findings,
+                              max_listed, bool(decode_images))
+        split_anomalies = _schema_anomalies(anomalies.uri, split)
+        if split_anomalies:
+            findings["schema_anomalies"][split] = split_anomalies
+    findings["passed"] = not findings["bad_examples"] and not findings["schema_anomalies"]
+    path = os.path.join(report.uri, "report.json")
+    os.makedirs(report.uri, exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(findings, handle, indent=2)
+    report.set_int_custom_property("passed", int(findings["passed"]))
+    report.set_int_custom_property("bad_examples", findings["bad_examples"])
+    if not findings["passed"]:
+        raise RuntimeError("BoxGate stopped the pipeline: " + box_checks.failure_message(findings, path))

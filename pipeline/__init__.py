@@ -1,0 +1,1 @@
+"""The tfdet TFX pipeline (TFX template layout: configs, pipeline, one file per runner)."""

@@ -1,0 +1,129 @@
+"""create_pipeline: the tfdet TFX DAG. It only wires components; every knob comes in as an argument.
+
+ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> BoxGate
+-> Transform (analyzers) -> Trainer (warm start from the latest blessed model) -> Evaluator (TFMA COCO mAP
+vs the blessed baseline) -> Pusher (blessed models only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import List, Optional
+
+import tensorflow_model_analysis as tfma
+from google.protobuf import text_format
+from tfx import v1 as tfx
+
+from components.box_gate import BoxGate
+from components.schema import detection_schema
+from tfdet.dataio import features
+
+COORDINATES_X_FIRST = [features.XMIN, features.YMIN, features.XMAX, features.YMAX]
+
+
+def write_schema(pipeline_root: str, num_classes: int) -> str:
+    """Writes the curated schema where ImportSchemaGen reads it; returns the file path."""
+    directory = os.path.join(pipeline_root, "curated_schema")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "schema.pbtxt")
+    with open(path, "w") as handle:
+        handle.write(text_format.MessageToString(detection_schema(num_classes)))
+    return path
+
+
+def coco_metric(class_name: str, name: str, num_classes: int, iou_thresholds: List[float], max_detections: int,
+                **extra) -> tfma.MetricConfig:
+    config = {"iou_thresholds": iou_thresholds, "class_ids": list(range(num_classes)),
+              "max_num_detections": max_detections, "labels_to_stack": COORDINATES_X_FIRST + [features.LABEL],
+              "predictions_to_stack": ["xmin", "ymin", "xmax", "ymax", "classes", "scores"],
+              "num_detections_key": "num_detections", "name": name, **extra}
+    return tfma.MetricConfig(class_name=class_name, config=json.dumps(config))
+
+
+def eval_config(num_classes: int, min_map50: float, max_map50_drop: float, max_detections: int) -> tfma.EvalConfig:
+    """mAP@[.5:.95], mAP@0.5 (gated: value and change against the baseline) and mean average recall."""
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_map50}),
+        change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                                     absolute={"value": -max_map50_drop}))
+    ious = [round(0.5 + 0.05 * i, 2) for i in range(10)]
+    common = dict(num_classes=num_classes, max_detections=max_detections)
+    map50 = coco_metric("COCOMeanAveragePrecision", "mAP50", iou_thresholds=[0.5], num_thresholds=101, **common)
+    map50.threshold.CopyFrom(threshold)
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", model_type="tf_generic")],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            coco_metric("COCOMeanAveragePrecision", "mAP", iou_thresholds=ious, num_thresholds=101, **common),
+            map50,
+            coco_metric("COCOMeanAverageRecall", "mAR", iou_thresholds=ious, **common),
+        ])])
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    serving_model_dir: str,
+    *,
+    train_pattern: str = "span-{SPAN}/train-*.tfrecord",
+    eval_pattern: str = "span-{SPAN}/eval-*.tfrecord",
+    model_config: str = "cpu_small",
+    num_classes: int = 5,
+    train_steps: int = 2000,
+    batch_size: int = 8,
+    learning_rate: float = 1e-3,
+    min_map50: float = 0.5,
+    max_map50_drop: float = 0.01,
+    max_detections: int = 100,
+    metadata_connection_config=None,
+    beam_pipeline_args: Optional[List[str]] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """The tfdet pipeline; see pipeline/configs.py for what each argument means."""
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=data_root,
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="train", pattern=train_pattern),
+                                             tfx.proto.Input.Split(name="eval", pattern=eval_pattern)]))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=write_schema(pipeline_root, num_classes))
+    example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                                        schema=schema_gen.outputs["schema"])
+    box_gate = BoxGate(examples=example_gen.outputs["examples"], anomalies=example_validator.outputs["anomalies"],
+                       num_classes=num_classes)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn="models.transform.preprocessing_fn", materialize=False, disable_statistics=True,
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"]))
+    transform.add_upstream_node(box_gate)
+    latest_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    trainer = tfx.components.Trainer(
+        run_fn="models.trainer.run_fn",
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        base_model=latest_blessed.outputs["model"],
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
+        custom_config={"model_config": model_config, "num_classes": num_classes, "batch_size": batch_size,
+                       "learning_rate": learning_rate})
+    trainer.add_upstream_node(box_gate)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        baseline_model=latest_blessed.outputs["model"],
+        example_splits=["eval"],
+        eval_config=eval_config(num_classes, min_map50, max_map50_drop, max_detections))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, box_gate, transform, latest_blessed,
+                    trainer, evaluator, pusher],
+        enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [])

@@ -1,0 +1,110 @@
+"""A person-readable summary of the latest pipeline run, read from MLMD and the artifacts."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Optional
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _latest(store, type_name: str, producer: Optional[str] = None):
+    """The newest live artifact of a type, optionally only those a component (by id) produced."""
+    found = store.get_artifacts_by_type(type_name)
+    live = [a for a in found if a.state == metadata_store_pb2.Artifact.LIVE
+            and (producer is None or f"{os.sep}{producer}{os.sep}" in a.uri)]
+    return max(live, key=lambda a: a.id) if live else None
+
+
+def _prop(artifact, name: str):
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return None
+    return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def collect(metadata_path: str) -> Dict:
+    """Examples per split, anomalies, gate result, training losses, metrics, blessing and the pushed model."""
+    import tensorflow_data_validation as tfdv
+    import tensorflow_model_analysis as tfma
+    from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binary
+
+    store = _store(metadata_path)
+    out: Dict = {}
+    statistics = _latest(store, "ExampleStatistics", "StatisticsGen")
+    if statistics:
+        out["examples"] = {}
+        for split in ("train", "eval"):
+            path = os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb")
+            if os.path.exists(path):
+                out["examples"][split] = int(tfdv.load_stats_binary(path).datasets[0].num_examples)
+    anomalies = _latest(store, "ExampleAnomalies", "ExampleValidator")
+    if anomalies:
+        out["anomalies"] = {}
+        for split in ("train", "eval"):
+            path = os.path.join(anomalies.uri, f"Split-{split}", "SchemaDiff.pb")
+            if os.path.exists(path):
+                out["anomalies"][split] = sorted(load_anomalies_binary(path).anomaly_info)
+    gate = _latest(store, "tfdet.BoxGateReport")
+    if gate and os.path.exists(os.path.join(gate.uri, "report.json")):
+        with open(os.path.join(gate.uri, "report.json")) as handle:
+            out["gate"] = json.load(handle)
+        out["gate_report"] = os.path.join(gate.uri, "report.json")
+    model = _latest(store, "Model")
+    if model and os.path.exists(os.path.join(model.uri, "training_history.json")):
+        with open(os.path.join(model.uri, "training_history.json")) as handle:
+            history = json.load(handle)
+        out["training"] = {"first_loss": history["loss"][0], "last_loss": history["loss"][-1],
+                           "steps": history["steps"], "warm_started_from": history["warm_started_from"]}
+    evaluation = _latest(store, "ModelEvaluation")
+    if evaluation:
+        result = tfma.load_eval_result(evaluation.uri)
+        metrics = result.slicing_metrics[0][1][""][""] if result.slicing_metrics else {}
+        out["metrics"] = {name: value.get("doubleValue") for name, value in metrics.items()
+                          if name in ("mAP", "mAP50", "mAR")}
+    blessing = _latest(store, "ModelBlessing")
+    if blessing:
+        out["blessed"] = bool(_prop(blessing, "blessed"))
+    pushed = _latest(store, "PushedModel")
+    if pushed:
+        out["pushed"] = bool(_prop(pushed, "pushed"))
+        out["pushed_model"] = _prop(pushed, "pushed_destination")
+    return out
+
+
+def render(summary: Dict, seconds: Optional[float] = None) -> str:
+    """The summary as a few lines of text."""
+    lines = []
+    if "examples" in summary:
+        lines.append("examples: " + ", ".join(f"{k} {v}" for k, v in summary["examples"].items()))
+    if "anomalies" in summary:
+        found = {k: v for k, v in summary["anomalies"].items() if v}
+        lines.append(f"schema anomalies: {found or 'none'}")
+    if "gate" in summary:
+        gate = summary["gate"]
+        verdict = "passed" if gate["passed"] else f"FAILED ({gate['bad_examples']} bad examples {gate['problems']})"
+        lines.append(f"box gate: {verdict}, {sum(gate['examples_checked'].values())} examples checked")
+    if "training" in summary:
+        training = summary["training"]
+        start = "warm start from the blessed model" if training["warm_started_from"] else "from scratch"
+        lines.append(f"training: {training['steps']} steps {start}, loss {training['first_loss']:.3f} -> "
+                     f"{training['last_loss']:.3f}")
+    if "metrics" in summary:
+        lines.append("evaluation (eval split, TFMA COCO): " + ", ".join(
+            f"{k} {v:.3f}" for k, v in sorted(summary["metrics"].items()) if v is not None))
+    if "blessed" in summary:
+        lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}")
+    if "pushed" in summary:
+        lines.append(f"pushed: {summary['pushed_model'] if summary['pushed'] else 'no'}")
+    if seconds is not None:
+        lines.append(f"pipeline time: {seconds:.0f} s")
+    return "\n".join(lines)
