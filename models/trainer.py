@@ -1,8 +1,10 @@
 """The Trainer's run_fn: builds OneStageModel from the zoo config in custom_config, trains, exports.
 
 custom_config keys: ``model_config`` (a zoo name), ``batch_size``, ``learning_rate``, ``num_classes``
-(checked against the data's class vocabulary). ``fn_args.base_model`` (the latest blessed model,
-when the pipeline has one) warm-starts the weights.
+(checked against the data's class vocabulary) and ``warm_start_dir``: the serving directory the Pusher
+writes to. Its newest version is the latest blessed model (only blessed models are pushed); the
+Trainer restores its weights before training. Reading it here, rather than through a Resolver input,
+keeps the Trainer's inputs unchanged when no new data arrived, so such a rerun is served from the cache.
 """
 
 from __future__ import annotations
@@ -21,12 +23,25 @@ from tfdet.dataio.pipeline import pipeline, training_batches
 from tfdet.export import export_saved_model
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
 
-CHECKPOINT_DIR = "checkpoint"  # beside Format-Serving inside the Model artifact
 HISTORY_FILE = "training_history.json"
 
 
-def _checkpoint_prefix(serving_model_dir: str) -> str:
-    return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), CHECKPOINT_DIR, "weights")
+def latest_version(serving_dir: str):
+    """The newest numbered version directory under ``serving_dir`` (None when there is none)."""
+    if not serving_dir or not tf.io.gfile.isdir(serving_dir):
+        return None
+    versions = [v.rstrip("/") for v in tf.io.gfile.listdir(serving_dir) if v.rstrip("/").isdigit()]
+    return os.path.join(serving_dir, max(versions, key=int)) if versions else None
+
+
+def warm_start(model: OneStageModel, saved_model_dir: str) -> None:
+    """Restores the weights of an exported tfdet SavedModel into ``model`` (same architecture).
+
+    Export folds weight standardisation into the kernels; standardising a standardised kernel gives it
+    back, so the restored model computes the same function.
+    """
+    status = tf.train.Checkpoint(model=model).read(os.path.join(saved_model_dir, "variables", "variables"))
+    status.assert_existing_objects_matched()
 
 
 def _first_example(patterns) -> bytes:
@@ -52,13 +67,10 @@ def run_fn(fn_args) -> None:
             raise ValueError(f"the data has {len(stats['class_vocabulary'])} class names "
                              f"{stats['class_vocabulary']} but the model has num_classes={num_classes}")
 
-    warm_started = None
-    if fn_args.base_model:
-        prefix = _checkpoint_prefix(fn_args.base_model)
-        if tf.io.gfile.exists(prefix + ".index"):
-            model.load_weights(prefix)
-            warm_started = prefix
-            logging.info("warm start from %s", prefix)
+    warm_started = latest_version(custom.get("warm_start_dir"))
+    if warm_started:
+        warm_start(model, warm_started)
+        logging.info("warm start from %s", warm_started)
 
     batch_size = int(custom.get("batch_size", entry.TRAIN["batch_size"]))
     steps = int(fn_args.train_steps)
@@ -76,7 +88,6 @@ def run_fn(fn_args) -> None:
     history = model.fit(batches, epochs=epochs, steps_per_epoch=steps // epochs, verbose=2)
 
     export_saved_model(model, fn_args.serving_model_dir)
-    model.save_weights(_checkpoint_prefix(fn_args.serving_model_dir))
     record = {"loss": history.history["loss"], "loss_cls": history.history["loss_cls"],
               "loss_bbox": history.history["loss_bbox"], "steps": steps, "batch_size": batch_size,
               "warm_started_from": warm_started, "dataset_statistics": stats, "model_config": model.config.to_dict()}

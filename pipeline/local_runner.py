@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
     parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
     parser.add_argument("--min-map50", type=float, default=configs.MIN_MAP50, help="blessing threshold")
+    parser.add_argument("--max-map50-drop", type=float, default=configs.MAX_MAP50_DROP,
+                        help="largest mAP50 loss against the blessed baseline that still blesses")
     parser.add_argument("--output-root", default=configs.OUTPUT_ROOT,
                         help="pipeline root, MLMD database and serving directory go under it")
     parser.add_argument("--no-generate", action="store_true", help="do not generate the default dataset")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         configs.PIPELINE_NAME, pipeline_root, args.data_root, serving_dir,
         train_pattern=configs.TRAIN_PATTERN, eval_pattern=configs.EVAL_PATTERN, model_config=args.model_config,
         num_classes=args.num_classes, train_steps=args.train_steps, batch_size=args.batch_size,
-        learning_rate=configs.LEARNING_RATE, min_map50=args.min_map50, max_map50_drop=configs.MAX_MAP50_DROP,
+        learning_rate=configs.LEARNING_RATE, min_map50=args.min_map50, max_map50_drop=args.max_map50_drop,
         max_detections=configs.MAX_DETECTIONS,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)

@@ -1,8 +1,8 @@
 """create_pipeline: the tfdet TFX DAG. It only wires components; every knob comes in as an argument.
 
 ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> BoxGate
--> Transform (analyzers) -> Trainer (warm start from the latest blessed model) -> Evaluator (TFMA COCO mAP
-vs the blessed baseline) -> Pusher (blessed models only).
+-> Transform (analyzers) -> Trainer (warm start from the latest pushed = blessed model) -> Evaluator (TFMA
+COCO metrics, value threshold) -> CompareWithBaseline (change threshold vs the served model) -> Pusher.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tfx import v1 as tfx
 
+from components.baseline_blessing import CompareWithBaseline
 from components.box_gate import BoxGate
 from components.schema import detection_schema
 from tfdet.dataio import features
@@ -41,12 +42,13 @@ def coco_metric(class_name: str, name: str, num_classes: int, iou_thresholds: Li
     return tfma.MetricConfig(class_name=class_name, config=json.dumps(config))
 
 
-def eval_config(num_classes: int, min_map50: float, max_map50_drop: float, max_detections: int) -> tfma.EvalConfig:
-    """mAP@[.5:.95], mAP@0.5 (gated: value and change against the baseline) and mean average recall."""
-    threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_map50}),
-        change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                                     absolute={"value": -max_map50_drop}))
+def eval_config(num_classes: int, min_map50: float, max_detections: int) -> tfma.EvalConfig:
+    """mAP@[.5:.95], mAP@0.5 (gated by a value threshold) and mean average recall, for the candidate alone.
+
+    No change threshold here: TFMA 0.47's COCO metrics fail in multi-model evaluation (see
+    components/baseline_blessing.py, which compares with the baseline instead).
+    """
+    threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_map50}))
     ious = [round(0.5 + 0.05 * i, 2) for i in range(10)]
     common = dict(num_classes=num_classes, max_detections=max_detections)
     map50 = coco_metric("COCOMeanAveragePrecision", "mAP50", iou_thresholds=[0.5], num_thresholds=101, **common)
@@ -97,33 +99,29 @@ def create_pipeline(
         preprocessing_fn="models.transform.preprocessing_fn", materialize=False, disable_statistics=True,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"]))
     transform.add_upstream_node(box_gate)
-    latest_blessed = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     trainer = tfx.components.Trainer(
         run_fn="models.trainer.run_fn",
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
-        base_model=latest_blessed.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
         custom_config={"model_config": model_config, "num_classes": num_classes, "batch_size": batch_size,
-                       "learning_rate": learning_rate})
+                       "learning_rate": learning_rate, "warm_start_dir": serving_model_dir})
     trainer.add_upstream_node(box_gate)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=latest_blessed.outputs["model"],
-        example_splits=["eval"],
-        eval_config=eval_config(num_classes, min_map50, max_map50_drop, max_detections))
+        example_splits=["eval"], eval_config=eval_config(num_classes, min_map50, max_detections))
+    compare = CompareWithBaseline(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        evaluation_blessing=evaluator.outputs["blessing"], serving_dir=serving_model_dir, num_classes=num_classes,
+        max_map50_drop=max_map50_drop)
     pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        model=trainer.outputs["model"], model_blessing=compare.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, box_gate, transform, latest_blessed,
-                    trainer, evaluator, pusher],
+        components=[example_gen, statistics_gen, schema_gen, example_validator, box_gate, transform, trainer,
+                    evaluator, compare, pusher],
         enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])

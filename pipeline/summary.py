@@ -71,9 +71,13 @@ def collect(metadata_path: str) -> Dict:
         metrics = result.slicing_metrics[0][1][""][""] if result.slicing_metrics else {}
         out["metrics"] = {name: value.get("doubleValue") for name, value in metrics.items()
                           if name in ("mAP", "mAP50", "mAR")}
-    blessing = _latest(store, "ModelBlessing")
+    blessing = _latest(store, "ModelBlessing", "CompareWithBaseline")
     if blessing:
         out["blessed"] = bool(_prop(blessing, "blessed"))
+        comparison = os.path.join(blessing.uri, "comparison.json")
+        if os.path.exists(comparison):
+            with open(comparison) as handle:
+                out["comparison"] = json.load(handle)
     pushed = _latest(store, "PushedModel")
     if pushed:
         out["pushed"] = bool(_prop(pushed, "pushed"))
@@ -102,7 +106,15 @@ def render(summary: Dict, seconds: Optional[float] = None) -> str:
         lines.append("evaluation (eval split, TFMA COCO): " + ", ".join(
             f"{k} {v:.3f}" for k, v in sorted(summary["metrics"].items()) if v is not None))
     if "blessed" in summary:
-        lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}")
+        comparison = summary.get("comparison", {})
+        if "baseline_map50" in comparison:
+            against = (f" (mAP50 {comparison['candidate_map50']:.3f} vs served {comparison['baseline_map50']:.3f}, "
+                       f"allowed drop {comparison['max_map50_drop']})")
+        elif comparison.get("value_threshold_passed") is False:
+            against = " (below the mAP50 value threshold)"
+        else:
+            against = " (no served model to compare with)"
+        lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}{against}")
     if "pushed" in summary:
         lines.append(f"pushed: {summary['pushed_model'] if summary['pushed'] else 'no'}")
     if seconds is not None:

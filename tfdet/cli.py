@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--root", default="data")
     generate.add_argument("--name", default="default")
     generate.add_argument("--spans", default="1", help="comma-separated span numbers")
-    generate.add_argument("--num-train", type=int, default=320)
-    generate.add_argument("--num-eval", type=int, default=80)
+    generate.add_argument("--num-train", type=int, default=960)
+    generate.add_argument("--num-eval", type=int, default=120)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--force", action="store_true")
 

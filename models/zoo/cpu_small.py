@@ -28,13 +28,15 @@ MODEL = dict(
     std=STD,
 )
 
-TRAIN = dict(batch_size=8, epochs=50, learning_rate=1e-3)
+TRAIN = dict(batch_size=8, epochs=20, learning_rate=1e-3)
 
 
 def train_steps(pattern: str) -> list:
     return [
         dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
         dict(name="Resize", height=SIZE, width=SIZE),
+        # half of the letterboxed images are cropped and zoomed (up to 1.4x, aspect 0.75-1.33)
+        dict(name="RandomResized", height=SIZE, width=SIZE, scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.5),
         dict(name="RandomFlip", direction="horizontal", p=0.5),
         dict(name="Normalize", mean=MEAN, std=STD),
     ]

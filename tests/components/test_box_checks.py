@@ -1,0 +1,59 @@
+import io
+
+import numpy as np
+from PIL import Image
+
+from components.box_checks import check_example, failure_message, new_report, scan_split
+from tfdet.dataio import features
+
+
+def png(height=8, width=8) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def example(boxes=((0.1, 0.1, 0.5, 0.5),), labels=(1,), encoded=None, **overrides) -> bytes:
+    proto = features.make_example(encoded=png() if encoded is None else encoded, image_format="png", height=8,
+                                  width=8, filename="x.png", source_id="img-7", boxes=list(boxes),
+                                  label_ids=list(labels), label_names=["c"] * len(labels))
+    for key, values in overrides.items():
+        feature = proto.features.feature[key]
+        feature.ClearField("float_list")
+        feature.float_list.value.extend(values)
+    return proto.SerializeToString()
+
+
+def test_sound_examples_pass():
+    assert check_example(example(), num_classes=3) == []
+    assert check_example(example(boxes=(), labels=()), num_classes=3) == []
+
+
+def test_each_problem_is_named():
+    assert check_example(example(boxes=((0.5, 0.1, 0.2, 0.4),)), 3) == ["box_inverted"]
+    assert check_example(example(boxes=((0.1, 0.1, 0.5, 1.2),)), 3) == ["box_out_of_range"]
+    assert check_example(example(boxes=((float("nan"), 0.1, 0.5, 0.5),)), 3) == ["box_not_finite"]
+    assert check_example(example(labels=(3,)), 3) == ["label_out_of_range"]
+    assert check_example(example(**{features.YMIN: [0.1, 0.2]}), 3) == ["count_mismatch"]
+    assert check_example(example(encoded=b"not an image"), 3) == ["image_undecodable"]
+    assert check_example(example(encoded=b""), 3) == ["image_missing"]
+
+
+def test_scan_reports_offenders_by_split_index_and_source_id(tmp_path):
+    import tensorflow as tf
+
+    path = str(tmp_path / "data.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in (example(), example(boxes=((0.5, 0.1, 0.2, 0.4),)), example(labels=(9,))):
+            writer.write(record)
+    report = new_report(num_classes=3)
+    scan_split([path], "train", 3, report)
+    assert report["examples_checked"] == {"train": 3} and report["bad_examples"] == 2
+    assert report["problems"] == {"box_inverted": 1, "label_out_of_range": 1}
+    assert [(o["index"], o["source_id"], o["problems"]) for o in report["offending"]] == [
+        (1, "img-7", ["box_inverted"]), (2, "img-7", ["label_out_of_range"])]
+    message = failure_message(report, "/r/report.json")
+    assert message.startswith("2 of 3 examples have bad boxes or images: box_inverted 1 (a box has ymin >= ymax or "
+                              "xmin >= xmax), label_out_of_range 1 (a label is outside [0, num_classes)).")
+    assert "First offenders: train#1 (source_id 'img-7': box_inverted)" in message
+    assert message.endswith("Full report: /r/report.json")

@@ -1,0 +1,137 @@
+"""The whole TFX DAG on the local Beam runner, tiny data and a tiny model: one test walks four runs.
+
+1. span 1 (good): every component runs; every artifact is checked; the model is pushed;
+2. nothing new: served from the cache;
+3. span 2 with corrupted boxes: BoxGate stops the run before the Trainer; the pushed model is untouched;
+4. span 3 (good, more data): the Trainer warm-starts from the served (= latest blessed) model and
+   CompareWithBaseline evaluates both on the eval split before blessing.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.local_runner import main
+from pipeline.summary import _latest, _store, collect
+from tfdet.dataio import features
+from tfdet.dataio.synthetic import generate_default_dataset
+
+
+def run(data_root, output_root, *extra):
+    return main(["--data-root", data_root, "--output-root", output_root, "--model-config", "tiny",
+                 "--train-steps", "20", "--batch-size", "4", "--min-map50", "0.0", *extra])
+
+
+def corrupt_span(data_root: str, span: int) -> None:
+    """A span whose converter was bypassed: an inverted box and a label out of range, beside good examples."""
+    good_dir = os.path.join(data_root, "span-1")
+    directory = os.path.join(data_root, f"span-{span}")
+    os.makedirs(directory)
+    for split in ("train", "eval"):
+        records = list(tf.data.TFRecordDataset(tf.io.gfile.glob(f"{good_dir}/{split}-*.tfrecord")).as_numpy_iterator())
+        with tf.io.TFRecordWriter(os.path.join(directory, f"{split}-00000-of-00001.tfrecord")) as writer:
+            for i, raw in enumerate(records):
+                example = tf.train.Example.FromString(raw)
+                if split == "train" and i in (2, 5):
+                    feature = example.features.feature
+                    feature[features.SOURCE_ID].bytes_list.value[:] = [f"broken-{i}".encode()]
+                    feature[features.YMIN].float_list.value[:] = [0.9]
+                    feature[features.YMAX].float_list.value[:] = [0.1]
+                    feature[features.XMIN].float_list.value[:] = [0.1]
+                    feature[features.XMAX].float_list.value[:] = [0.5]
+                    feature[features.LABEL].int64_list.value[:] = [1]
+                    feature[features.TEXT].bytes_list.value[:] = [b"ellipse"]
+                writer.write(example.SerializeToString())
+
+
+def executions(metadata_path):
+    store = _store(metadata_path)
+    return store, store.get_executions()
+
+
+def serve(pushed_dir, data_root):
+    loaded = tf.saved_model.load(pushed_dir)
+    records = list(tf.data.TFRecordDataset(tf.io.gfile.glob(f"{data_root}/span-1/eval-*.tfrecord"))
+                   .take(2).as_numpy_iterator())
+    from_examples = loaded.signatures["serving_default"](examples=tf.constant(records))
+    encoded = [tf.train.Example.FromString(r).features.feature[features.ENCODED].bytes_list.value[0] for r in records]
+    from_images = loaded.signatures["serving_images"](images=tf.constant(encoded))
+    return from_examples, from_images
+
+
+@pytest.mark.timeout(1800)
+def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
+    data_root = str(tmp_path / "data" / "small")
+    output_root = str(tmp_path / "out")
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(1,), num_train=24, num_eval=8, num_shards=2)
+    metadata_path = os.path.join(output_root, "metadata", "tfdet", "metadata.db")
+    serving_dir = os.path.join(output_root, "serving_model", "tfdet")
+
+    # 1. a good span: the whole DAG
+    assert run(data_root, output_root) == 0
+    printed = capsys.readouterr().out
+    assert "examples: train 24, eval 8" in printed and "box gate: passed, 32 examples checked" in printed
+    summary = collect(metadata_path)
+    assert summary["anomalies"] == {"train": [], "eval": []}
+    assert summary["gate"]["passed"] and summary["gate"]["examples_checked"] == {"train": 24, "eval": 8}
+    assert summary["training"]["steps"] == 20 and summary["training"]["warm_started_from"] is None
+    assert set(summary["metrics"]) == {"mAP", "mAP50", "mAR"} and 0.0 <= summary["metrics"]["mAP50"] <= 1.0
+    assert summary["blessed"] and summary["pushed"]
+    store = _store(metadata_path)
+    transform_graph = _latest(store, "TransformGraph")
+    vocabulary = open(os.path.join(transform_graph.uri, "transform_fn", "assets", "class_text")).read().split()
+    assert set(vocabulary) <= {"rectangle", "ellipse", "triangle", "cross", "ring"} and vocabulary
+    model = _latest(store, "Model")
+    history = json.load(open(os.path.join(model.uri, "training_history.json")))
+    assert len(history["dataset_statistics"]["pixel_mean"]) == 3
+    assert 0.0 < history["dataset_statistics"]["box_height_mean"] < 1.0
+    assert summary["comparison"]["value_threshold_passed"] and summary["comparison"]["baseline_model"] is None
+    blessing = _latest(store, "ModelBlessing", "CompareWithBaseline")
+    assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
+    assert blessing.custom_properties["current_model_id"].int_value == model.id
+    versions = os.listdir(serving_dir)
+    assert len(versions) == 1 and summary["pushed_model"] == os.path.join(serving_dir, versions[0])
+    from_examples, from_images = serve(summary["pushed_model"], data_root)
+    for key in ("detection_boxes", "detection_scores", "num_detections"):
+        np.testing.assert_allclose(from_examples[key].numpy(), from_images[key].numpy(), atol=1e-5)
+    assert from_examples["num_detections"].dtype == tf.int32
+    first_executions = len(store.get_executions())
+
+    # 2. nothing new: every component is served from the cache
+    assert run(data_root, output_root) == 0
+    capsys.readouterr()
+    store, runs = executions(metadata_path)
+    second = runs[first_executions:]
+    names = {t.id: t.name for t in store.get_execution_types()}
+    states = {names[e.type_id]: e.last_known_state for e in second if "Resolver" not in names[e.type_id]}
+    assert states and set(states.values()) == {metadata_store_pb2.Execution.CACHED}, states
+    assert len(os.listdir(serving_dir)) == 1
+
+    # 3. a span with corrupted boxes: the gate stops the run before the Trainer
+    corrupt_span(data_root, 2)
+    models_before = len(store.get_artifacts_by_type("Model"))
+    assert run(data_root, output_root) == 1
+    printed = capsys.readouterr().out
+    assert "box gate: FAILED (2 bad examples {'box_inverted': 2})" in printed
+    assert "BoxGate stopped the pipeline: 2 of 32 examples have bad boxes or images" in printed
+    assert "source_id 'broken-2': box_inverted" in printed and "source_id 'broken-5'" in printed
+    store = _store(metadata_path)
+    assert len(store.get_artifacts_by_type("Model")) == models_before  # the Trainer never ran
+    assert os.listdir(serving_dir) == versions  # the served model is untouched
+
+    # 4. a good span with more data: warm start from the blessed model, evaluated against it
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(3,), num_train=32, num_eval=8, num_shards=2)
+    assert run(data_root, output_root, "--max-map50-drop", "1.0") == 0
+    printed = capsys.readouterr().out
+    assert "examples: train 32, eval 8" in printed and "warm start from the blessed model" in printed
+    summary = collect(metadata_path)
+    assert summary["training"]["warm_started_from"] == os.path.join(serving_dir, versions[0])
+    comparison = summary["comparison"]
+    assert comparison["baseline_model"] == os.path.join(serving_dir, versions[0])
+    assert 0.0 <= comparison["candidate_map50"] <= 1.0 and 0.0 <= comparison["baseline_map50"] <= 1.0
+    assert summary["blessed"] and "vs served" in printed
+    assert len(os.listdir(serving_dir)) == 2
