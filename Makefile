@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench bench-input bench-train bench-speed lint clean
+.PHONY: setup run data test bench bench-input bench-train bench-speed lint clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): requirements.lock setup.py
 	@touch $(STAMP)
 
 run: setup
+	$(PY) -m pipeline.local_runner
+
+data: setup
 	$(VENV)/bin/tfdet generate --root $(DATA)
 	$(VENV)/bin/tfdet inspect "$(DATA)/default/span-1/train-*.tfrecord"
 
@@ -41,7 +44,7 @@ bench-speed: setup
 	$(PY) benchmarks/seed_speed.py
 
 lint: setup
-	$(VENV)/bin/ruff check tfdet tests benchmarks models
+	$(VENV)/bin/ruff check tfdet tests benchmarks models components pipeline
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache tfx_pipeline_output

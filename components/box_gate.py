@@ -6,7 +6,8 @@ ymax, xmin < xmax, coordinates in [0, 1] and finite, equal counts of the
 four coordinates and the labels, labels in range, the image decodes). It
 writes a report artifact (``report.json``: counts per problem, the ids of
 the offending examples, the schema anomalies) and fails -- so that the
-Trainer, which runs after it, never trains on bad data.
+Trainer, which runs after it, never trains on bad data. As TFX deletes a failed execution's
+outputs, a failing gate also keeps its report in ``<pipeline_root>/BoxGate/failed_reports/``.
 """
 
 
@@ -59,4 +60,10 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
     report.set_int_custom_property("passed", int(findings["passed"]))
     report.set_int_custom_property("bad_examples", findings["bad_examples"])
     if not findings["passed"]:
-        raise RuntimeError("BoxGate stopped the pipeline: " + box_checks.failure_message(findings, path))
+        # TFX deletes a failed execution's outputs; keep the evidence beside them.
+        kept = os.path.join(os.path.dirname(os.path.dirname(report.uri.rstrip("/"))), "failed_reports",
+                            f"report-{os.path.basename(report.uri.rstrip('/'))}.json")
+        os.makedirs(os.path.dirname(kept), exist_ok=True)
+        with open(kept, "w") as handle:
+            json.dump(findings, handle, indent=2)
+        raise RuntimeError("BoxGate stopped the pipeline: " + box_checks.failure_message(findings, kept))

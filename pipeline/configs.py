@@ -23,7 +23,7 @@ SERVING_MODEL_DIR = os.path.join(OUTPUT_ROOT, "serving_model", PIPELINE_NAME)
 # Model and training.
 MODEL_CONFIG = "cpu_small"  # a models.zoo entry
 NUM_CLASSES = 5
-TRAIN_STEPS = 2000
+TRAIN_STEPS = 1500
 BATCH_SIZE = 8
 LEARNING_RATE = 1e-3
 

@@ -68,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     except Exception as error:  # BoxGate's verdict, or another component's failure: summarise, then report
         failure = error
     print("\n=== tfdet pipeline summary ===")
-    print(render(collect(metadata_path), time.perf_counter() - started))
+    print(render(collect(metadata_path, pipeline_root, failed=failure is not None), time.perf_counter() - started))
     if failure is not None:
+        print("nothing was trained or pushed; the served model is unchanged")
         print(f"\nthe run stopped: {failure}")
         return 1
     return 0

@@ -73,7 +73,7 @@ def create_pipeline(
     eval_pattern: str = "span-{SPAN}/eval-*.tfrecord",
     model_config: str = "cpu_small",
     num_classes: int = 5,
-    train_steps: int = 2000,
+    train_steps: int = 1500,
     batch_size: int = 8,
     learning_rate: float = 1e-3,
     min_map50: float = 0.5,

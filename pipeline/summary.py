@@ -32,8 +32,30 @@ def _prop(artifact, name: str):
     return value.int_value if value.HasField("int_value") else value.string_value
 
 
-def collect(metadata_path: str) -> Dict:
-    """Examples per split, anomalies, gate result, training losses, metrics, blessing and the pushed model."""
+def _newest_gate_report(pipeline_root: str) -> Optional[str]:
+    """The newest BoxGate report on disk, passed (its artifact) or failed (the copy it keeps: TFX deletes
+    a failed execution's outputs and never publishes them to MLMD)."""
+    found = {}
+    passed_dir = os.path.join(pipeline_root, "BoxGate", "report")
+    if os.path.isdir(passed_dir):
+        for run in os.listdir(passed_dir):
+            if run.isdigit() and os.path.exists(os.path.join(passed_dir, run, "report.json")):
+                found[int(run)] = os.path.join(passed_dir, run, "report.json")
+    failed_dir = os.path.join(pipeline_root, "BoxGate", "failed_reports")
+    if os.path.isdir(failed_dir):
+        for name in os.listdir(failed_dir):
+            run = name[len("report-"):-len(".json")]
+            if run.isdigit():
+                found[int(run)] = os.path.join(failed_dir, name)
+    return found[max(found)] if found else None
+
+
+def collect(metadata_path: str, pipeline_root: Optional[str] = None, failed: bool = False) -> Dict:
+    """Examples per split, anomalies, gate result, training losses, metrics, blessing and the pushed model.
+
+    With ``failed`` (the run stopped), only the data checks are reported: the model artifacts in MLMD
+    then belong to an earlier run.
+    """
     import tensorflow_data_validation as tfdv
     import tensorflow_model_analysis as tfma
     from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binary
@@ -55,10 +77,15 @@ def collect(metadata_path: str) -> Dict:
             if os.path.exists(path):
                 out["anomalies"][split] = sorted(load_anomalies_binary(path).anomaly_info)
     gate = _latest(store, "tfdet.BoxGateReport")
-    if gate and os.path.exists(os.path.join(gate.uri, "report.json")):
-        with open(os.path.join(gate.uri, "report.json")) as handle:
+    report = _newest_gate_report(pipeline_root) if pipeline_root else None
+    if report is None and gate and os.path.exists(os.path.join(gate.uri, "report.json")):
+        report = os.path.join(gate.uri, "report.json")
+    if report:
+        with open(report) as handle:
             out["gate"] = json.load(handle)
-        out["gate_report"] = os.path.join(gate.uri, "report.json")
+        out["gate_report"] = report
+    if failed:
+        return out
     model = _latest(store, "Model")
     if model and os.path.exists(os.path.join(model.uri, "training_history.json")):
         with open(os.path.join(model.uri, "training_history.json")) as handle:

@@ -119,6 +119,11 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert "box gate: FAILED (2 bad examples {'box_inverted': 2})" in printed
     assert "BoxGate stopped the pipeline: 2 of 32 examples have bad boxes or images" in printed
     assert "source_id 'broken-2': box_inverted" in printed and "source_id 'broken-5'" in printed
+    assert "nothing was trained or pushed; the served model is unchanged" in printed
+    kept = printed.split("Full report: ")[1].split()[0]
+    offenders = json.load(open(kept))["offending"]  # ExampleGen does not keep the record order
+    assert {o["source_id"] for o in offenders} == {"broken-2", "broken-5"}
+    assert "training:" not in printed
     store = _store(metadata_path)
     assert len(store.get_artifacts_by_type("Model")) == models_before  # the Trainer never ran
     assert os.listdir(serving_dir) == versions  # the served model is untouched
@@ -135,3 +140,21 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert 0.0 <= comparison["candidate_map50"] <= 1.0 and 0.0 <= comparison["baseline_map50"] <= 1.0
     assert summary["blessed"] and "vs served" in printed
     assert len(os.listdir(serving_dir)) == 2
+
+    # 5. the notebooks run headless against this pipeline's outputs
+    import nbclient
+    import nbformat
+
+    os.environ["TFDET_OUTPUT_ROOT"] = output_root
+    notebooks = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "notebooks")
+    for name in ("data_validation.ipynb", "model_analysis.ipynb"):
+        notebook = nbformat.read(os.path.join(notebooks, name), as_version=4)
+        assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # committed clean
+        nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": notebooks}}).execute()
+        text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+        assert "pipeline outputs: " + output_root in text
+        if name == "data_validation.ipynb":
+            assert "examples: train 32 eval 8" in text and "BoxGate passed: True" in text
+        else:
+            assert "TFMA (eval split):" in text and "per-class AP" in text
