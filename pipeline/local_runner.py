@@ -16,6 +16,9 @@ import warnings
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# google-api-core warns on every import that Python 3.10 is past its support window (TFX 1.16 allows
+# nothing newer); the environment variable silences it in the Beam worker processes too.
+os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 from pipeline import configs  # noqa: E402

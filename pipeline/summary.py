@@ -32,6 +32,12 @@ def _prop(artifact, name: str):
     return value.int_value if value.HasField("int_value") else value.string_value
 
 
+def _per_split(artifact, filename: str, read) -> Dict:
+    """``read(path)`` of the file each split of a split artifact holds."""
+    paths = {split: os.path.join(artifact.uri, f"Split-{split}", filename) for split in ("train", "eval")}
+    return {split: read(path) for split, path in paths.items() if os.path.exists(path)}
+
+
 def _newest_gate_report(pipeline_root: str) -> Optional[str]:
     """The newest BoxGate report on disk, passed (its artifact) or failed (the copy it keeps: TFX deletes
     a failed execution's outputs and never publishes them to MLMD)."""
@@ -64,18 +70,12 @@ def collect(metadata_path: str, pipeline_root: Optional[str] = None, failed: boo
     out: Dict = {}
     statistics = _latest(store, "ExampleStatistics", "StatisticsGen")
     if statistics:
-        out["examples"] = {}
-        for split in ("train", "eval"):
-            path = os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb")
-            if os.path.exists(path):
-                out["examples"][split] = int(tfdv.load_stats_binary(path).datasets[0].num_examples)
+        out["examples"] = _per_split(statistics, "FeatureStats.pb",
+                                     lambda path: int(tfdv.load_stats_binary(path).datasets[0].num_examples))
     anomalies = _latest(store, "ExampleAnomalies", "ExampleValidator")
     if anomalies:
-        out["anomalies"] = {}
-        for split in ("train", "eval"):
-            path = os.path.join(anomalies.uri, f"Split-{split}", "SchemaDiff.pb")
-            if os.path.exists(path):
-                out["anomalies"][split] = sorted(load_anomalies_binary(path).anomaly_info)
+        out["anomalies"] = _per_split(anomalies, "SchemaDiff.pb",
+                                      lambda path: sorted(load_anomalies_binary(path).anomaly_info))
     gate = _latest(store, "tfdet.BoxGateReport")
     report = _newest_gate_report(pipeline_root) if pipeline_root else None
     if report is None and gate and os.path.exists(os.path.join(gate.uri, "report.json")):
