@@ -88,8 +88,8 @@ def main() -> None:
         rate = train_rate(model, span, args.train_steps) if name != "float32 + XLA forward" else None
         results[name] = {"savedmodel_seconds_per_image": round(seconds, 3),
                          "train_images_per_second": round(rate, 3) if rate else None}
-        print(f"{name:24s} inference {seconds:.3f} s/image   training "
-              (f'{rate:.3f} img/s' if rate else '(not measured)'), flush=True)
+        trained = f"{rate:.3f} img/s" if rate else "(not measured)"
+        print(f"{name:24s} inference {seconds:.3f} s/image   training {trained}", flush=True)
     out = {"model": "retinanet_resnetv2_50_fpn_512 (seed config)", "params": model.count_params(),
            "cores": os.cpu_count(), "results": results,
            "bf16_speedup_inference": round(results["float32"]["savedmodel_seconds_per_image"]
