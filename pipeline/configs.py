@@ -34,3 +34,18 @@ MAX_DETECTIONS = 100
 
 # Beam: the DirectRunner on every core locally; Dataflow / Flink / Spark by other arguments.
 BEAM_PIPELINE_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+
+# Kubeflow Pipelines (pipeline/kubeflow_runner.py). Remote roots: every component reads and writes them.
+KUBEFLOW_IMAGE = "gcr.io/your-project/tfdet-pipeline:latest"  # built from the repository's Dockerfile
+KUBEFLOW_PIPELINE_ROOT = "gs://your-bucket/tfdet/pipeline_root"
+KUBEFLOW_DATA_ROOT = "gs://your-bucket/tfdet/data/default"
+KUBEFLOW_SERVING_MODEL_DIR = "gs://your-bucket/tfdet/serving_model"
+BEAM_RUNNERS = {
+    "direct": ["--direct_running_mode=multi_processing", "--direct_num_workers=0"],
+    "dataflow": ["--runner=DataflowRunner", "--project=your-project", "--region=us-central1",
+                 "--temp_location=gs://your-bucket/tfdet/beam_tmp"],
+    "flink": ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--environment_type=EXTERNAL",
+              "--environment_config=localhost:50000"],
+    "spark": ["--runner=SparkRunner", "--spark_master_url=spark://spark-master:7077",
+              "--environment_type=EXTERNAL", "--environment_config=localhost:50000"],
+}

@@ -24,11 +24,13 @@ COORDINATES_X_FIRST = [features.XMIN, features.YMIN, features.XMAX, features.YMA
 
 
 def write_schema(pipeline_root: str, num_classes: int) -> str:
-    """Writes the curated schema where ImportSchemaGen reads it; returns the file path."""
+    """Writes the curated schema where ImportSchemaGen reads it (local or remote root); returns its path."""
+    import tensorflow as tf
+
     directory = os.path.join(pipeline_root, "curated_schema")
-    os.makedirs(directory, exist_ok=True)
+    tf.io.gfile.makedirs(directory)
     path = os.path.join(directory, "schema.pbtxt")
-    with open(path, "w") as handle:
+    with tf.io.gfile.GFile(path, "w") as handle:
         handle.write(text_format.MessageToString(detection_schema(num_classes)))
     return path
 

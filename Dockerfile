@@ -1,0 +1,18 @@
+# The tfdet pipeline image for Kubeflow Pipelines: TFX 1.16.0 plus the project, installed from the lock.
+# Not built on the development machines (they have no Docker engine); see README "Kubeflow".
+FROM gcr.io/tfx-oss-public/tfx:1.16.0
+
+WORKDIR /tfdet
+COPY requirements.lock setup.py README.md ./
+RUN pip install --no-cache-dir -r requirements.lock
+COPY tfdet/ tfdet/
+COPY pipeline/ pipeline/
+COPY components/ components/
+COPY models/ models/
+RUN pip install --no-cache-dir --no-deps -e .
+
+# tf_keras for TensorFlow's Keras (SavedModel export, TFT and TFMA need Keras 2); the components import
+# models.* and components.* by module path from the repository root.
+ENV TF_USE_LEGACY_KERAS=1 \
+    PYTHONPATH=/tfdet \
+    PYTHONWARNINGS=ignore::FutureWarning
