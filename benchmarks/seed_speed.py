@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/seed_speed.py [--train-steps 5] [--latency-runs 10]
 
-For float32 and mixed_bfloat16 (and the network forward under XLA), measured in one run:
+For float32 and mixed_bfloat16 (each also with the network forward under XLA), measured in one run:
 * SavedModel inference latency per image: the exported ``serving_images`` signature reloaded with
   tf.saved_model.load, batch 1, a 512x512 JPEG (decode + letterbox + network + NMS), median of N runs;
 * training throughput: OneStageModel.fit on the seed's Step 02 pipeline, batch 4, images/s over N steps
@@ -82,10 +82,11 @@ def main() -> None:
     base = get_entry("retinanet_resnetv2_50_fpn_512").MODEL
     results = {}
     for name, changes in (("float32", {}), ("mixed_bfloat16", {"mixed_precision": "mixed_bfloat16"}),
-                          ("float32 + XLA forward", {"jit_compile": True})):
+                          ("float32 + XLA forward", {"jit_compile": True}),
+                          ("mixed_bfloat16 + XLA forward", {"mixed_precision": "mixed_bfloat16", "jit_compile": True})):
         model = OneStageModel(ConfigOneStage(**base, **changes)).build_model()
         seconds = latency(model, args.latency_runs)
-        rate = train_rate(model, span, args.train_steps) if name != "float32 + XLA forward" else None
+        rate = train_rate(model, span, args.train_steps) if "XLA" not in name else None
         results[name] = {"savedmodel_seconds_per_image": round(seconds, 3),
                          "train_images_per_second": round(rate, 3) if rate else None}
         trained = f"{rate:.3f} img/s" if rate else "(not measured)"
