@@ -30,7 +30,11 @@ def _floats(feature_map, key: str) -> List[float]:
 
 def check_example(serialized: bytes, num_classes: int, decode_image: bool = True) -> List[str]:
     """The problem codes (keys of :data:`PROBLEMS`) of one serialized tf.Example; empty when it is sound."""
-    feature_map = tf.train.Example.FromString(serialized).features.feature
+    return check_features(tf.train.Example.FromString(serialized).features.feature, num_classes, decode_image)
+
+
+def check_features(feature_map, num_classes: int, decode_image: bool = True) -> List[str]:
+    """As :func:`check_example`, on an already parsed feature map."""
     problems = []
     encoded = feature_map[features.ENCODED].bytes_list.value if features.ENCODED in feature_map else []
     if not encoded or not encoded[0]:
@@ -59,8 +63,7 @@ def check_example(serialized: bytes, num_classes: int, decode_image: bool = True
     return problems
 
 
-def _source_id(serialized: bytes) -> str:
-    feature_map = tf.train.Example.FromString(serialized).features.feature
+def _source_id(feature_map) -> str:
     values = feature_map[features.SOURCE_ID].bytes_list.value if features.SOURCE_ID in feature_map else []
     return values[0].decode("utf-8", "replace") if values else ""
 
@@ -73,14 +76,15 @@ def scan_split(files: Iterable[str], split: str, num_classes: int, report: Dict,
     checked = 0
     for index, record in enumerate(tf.data.TFRecordDataset(files, compression_type=compression).as_numpy_iterator()):
         checked += 1
-        problems = check_example(record, num_classes, decode_images)
+        feature_map = tf.train.Example.FromString(record).features.feature
+        problems = check_features(feature_map, num_classes, decode_images)
         if not problems:
             continue
         report["bad_examples"] += 1
         for code in problems:
             report["problems"][code] = report["problems"].get(code, 0) + 1
         if len(report["offending"]) < max_listed:
-            report["offending"].append({"split": split, "index": index, "source_id": _source_id(record),
+            report["offending"].append({"split": split, "index": index, "source_id": _source_id(feature_map),
                                         "problems": problems})
     report["examples_checked"][split] = checked
 

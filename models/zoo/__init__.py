@@ -1,8 +1,9 @@
 """The model zoo: one flat file per detector config.
 
 Each entry module defines ``MODEL`` (the ``ConfigOneStage`` fields),
-``train_steps(pattern)`` (the training input pipeline), ``eval_steps(pattern)``
-and ``TRAIN`` (batch size, epochs, learning rate). Look entries up by name::
+``train_steps(pattern)`` (the training input pipeline) and ``TRAIN`` (batch size,
+epochs, learning rate). Evaluation needs no entry of its own:
+``tfdet.evaluation.eval_dataset`` derives it from the model config. Look entries up by name::
 
     from models.zoo import get_entry
     entry = get_entry("cpu_small")

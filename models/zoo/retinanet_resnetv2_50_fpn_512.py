@@ -45,8 +45,3 @@ def train_steps(pattern: str) -> list:
         dict(name="RandomFlip", direction="horizontal", p=0.5),
         dict(name="Normalize", mean=MEAN, std=STD),
     ]
-
-
-def eval_steps(pattern: str) -> list:
-    return [dict(name="InputReadRecordFiles", pattern_file=pattern), dict(name="Resize", height=512, width=512),
-            dict(name="Normalize", mean=MEAN, std=STD)]

@@ -23,8 +23,3 @@ def train_steps(pattern: str) -> list:
     return [dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
             dict(name="Resize", height=SIZE, width=SIZE), dict(name="RandomFlip"),
             dict(name="Normalize", mean=MEAN, std=STD)]
-
-
-def eval_steps(pattern: str) -> list:
-    return [dict(name="InputReadRecordFiles", pattern_file=pattern), dict(name="Resize", height=SIZE, width=SIZE),
-            dict(name="Normalize", mean=MEAN, std=STD)]

@@ -53,33 +53,39 @@ class ConversionReport:
 
 
 class _LabelMap:
-    """Checks that every id keeps one name and every name one id, in record order."""
+    """Checks that every id keeps one name and every name one id, in the order pairs arrive."""
 
-    def __init__(self, initial: Mapping[int, str], origin: str) -> None:
+    def __init__(self) -> None:
         self.names: Dict[int, str] = {}
         self.ids: Dict[str, int] = {}
         self.first_seen: Dict[int, str] = {}
-        for label_id, name in initial.items():
-            self._add(int(label_id), name, origin)
 
-    def _add(self, label_id: int, name: str, origin: str) -> None:
-        self.names[label_id], self.ids[name] = name, label_id
-        self.first_seen[label_id] = origin
+    def _conflict(self, label_id: int, name: str) -> Optional[str]:
+        known_name, known_id = self.names.get(label_id), self.ids.get(name)
+        if known_name is not None and known_name != name:
+            return (f"label id {label_id} is named {name!r} here but {known_name!r} in "
+                    f"{self.first_seen[label_id]}; one id must have one name")
+        if known_id is not None and known_id != label_id:
+            return (f"label name {name!r} has id {label_id} here but id {known_id} in "
+                    f"{self.first_seen[known_id]}; one name must have one id")
+        return None
+
+    def add(self, label_id: int, name: str, origin: str, index: int = -1, image_path: Optional[str] = None) -> None:
+        """Records a pair; raises RecordError (naming ``index`` / ``image_path``) if it contradicts a known one."""
+        conflict = self._conflict(label_id, name)
+        if conflict:
+            raise RecordError(index, image_path, "label_conflict", conflict)
+        if label_id not in self.names:
+            self.names[label_id], self.ids[name], self.first_seen[label_id] = name, label_id, origin
 
     def check(self, encoded: EncodedRecord) -> None:
+        """Adds a record's pairs, all or none: a conflicting record leaves the map unchanged."""
         for label_id, name in encoded.labels:
-            known_name, known_id = self.names.get(label_id), self.ids.get(name)
-            if known_name is not None and known_name != name:
-                raise RecordError(encoded.index, encoded.image_path, "label_conflict",
-                                  f"label id {label_id} is named {name!r} here but {known_name!r} in "
-                                  f"{self.first_seen[label_id]}; one id must have one name")
-            if known_id is not None and known_id != label_id:
-                raise RecordError(encoded.index, encoded.image_path, "label_conflict",
-                                  f"label name {name!r} has id {label_id} here but id {known_id} in "
-                                  f"{self.first_seen[known_id]}; one name must have one id")
+            conflict = self._conflict(label_id, name)
+            if conflict:
+                raise RecordError(encoded.index, encoded.image_path, "label_conflict", conflict)
         for label_id, name in encoded.labels:
-            if label_id not in self.names:
-                self._add(label_id, name, f"record {encoded.index} ({encoded.image_path})")
+            self.add(label_id, name, f"record {encoded.index} ({encoded.image_path})")
 
 
 def _encode_or_error(item: Tuple[int, Any], num_classes: Optional[int], prefix: str
@@ -163,12 +169,11 @@ def convert_dataset_to_tfrecord(
     started = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)
     label_map_path = os.path.join(output_dir, LABEL_MAP_FILE)
-    labels = _LabelMap(_load_label_map(label_map_path), f"{label_map_path} (delete it to start afresh)")
+    labels = _LabelMap()
+    for label_id, name in _load_label_map(label_map_path).items():
+        labels.add(label_id, name, f"{label_map_path} (delete it to start afresh)")
     for label_id, name in (label_map or {}).items():
-        labels.check(EncodedRecord(-1, "the label_map argument", b"", [(int(label_id), name)]))
-        labels.names.setdefault(int(label_id), name)
-        labels.ids.setdefault(name, int(label_id))
-        labels.first_seen.setdefault(int(label_id), "the label_map argument")
+        labels.add(int(label_id), name, "the label_map argument", image_path="the label_map argument")
 
     total = len(dataset) if hasattr(dataset, "__len__") else None
     if num_workers is None:

@@ -104,7 +104,7 @@ def evaluate_coco(model, dataset: tf.data.Dataset, label_map: Optional[Mapping[i
     Returns:
         See :func:`coco_metrics`.
     """
-    detect = tf.function(lambda images: model.detect(images, **test_overrides), reduce_retracing=True)
+    detect = model.detect_function(**test_overrides)
     ground_truth, detections = [], []
     for batch in dataset:
         found = detect(batch["image"])
@@ -113,18 +113,18 @@ def evaluate_coco(model, dataset: tf.data.Dataset, label_map: Optional[Mapping[i
             window = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [tf.shape(batch["image"])[0], 1])
         gt_boxes = boxes_to_original(tf.cast(batch["bboxes"], tf.float32), window).numpy()
         dt_boxes = boxes_to_original(found["detection_boxes"], window).numpy()
-        sizes = batch["original_size"].numpy()
+        sizes, masks, labels = (batch[key].numpy() for key in ("original_size", "mask", "labels"))
+        counts = found["num_detections"].numpy()
+        scores, classes = found["detection_scores"].numpy(), found["detection_classes"].numpy()
         for i in range(sizes.shape[0]):
             height, width = (int(v) for v in sizes[i])
             scale = np.array([height, width, height, width], np.float32)
-            mask = batch["mask"].numpy()[i]
             image_id = len(ground_truth)
             ground_truth.append({"image_id": image_id, "height": height, "width": width,
-                                 "boxes": gt_boxes[i][mask] * scale, "labels": batch["labels"].numpy()[i][mask]})
-            count = int(found["num_detections"][i])
+                                 "boxes": gt_boxes[i][masks[i]] * scale, "labels": labels[i][masks[i]]})
+            count = int(counts[i])
             detections.append({"image_id": image_id, "boxes": dt_boxes[i, :count] * scale,
-                               "scores": found["detection_scores"][i, :count].numpy(),
-                               "classes": found["detection_classes"][i, :count].numpy()})
+                               "scores": scores[i, :count], "classes": classes[i, :count]})
     if output_json:
         with open(output_json, "w") as handle:
             json.dump([{"image_id": d["image_id"], "category_id": int(c), "bbox": [round(v, 2) for v in _xywh(b)],
