@@ -75,10 +75,10 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
                         "candidate_map": candidate["AP"], "baseline_map": baseline["AP"]})
         blessed = candidate["AP50"] >= baseline["AP50"] - max_map50_drop
     verdict["blessed"] = blessed
-    os.makedirs(blessing.uri, exist_ok=True)
-    with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
+    tf.io.gfile.makedirs(blessing.uri)
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
         pass
-    with open(os.path.join(blessing.uri, "comparison.json"), "w") as handle:
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, "comparison.json"), "w") as handle:
         json.dump(verdict, handle, indent=2)
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_string_custom_property("current_model", model.uri)

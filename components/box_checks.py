@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import io
 import math
 import os
@@ -96,7 +95,7 @@ def new_report(num_classes: int) -> Dict:
 
 def split_files(examples_uri: str, split: str) -> List[str]:
     """The files of one split of an Examples artifact (TFX layout ``Split-<name>/``)."""
-    return glob.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    return tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
 
 
 def failure_message(report: Dict, report_path: Optional[str] = None) -> str:

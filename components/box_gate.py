@@ -8,17 +8,21 @@ writes a report artifact (``report.json``: counts per problem, the ids of
 the offending examples, the schema anomalies) and fails -- so that the
 Trainer, which runs after it, never trains on bad data. As TFX deletes a failed execution's
 outputs, a failing gate also keeps its report in ``<pipeline_root>/BoxGate/failed_reports/``.
+A span that passes is recorded in the accepted-span registry (``registry_dir``, see
+components/span_registry.py), from which the Trainer takes its rolling window of spans.
+Files go through tf.io.gfile, so the roots may be gs:// (Kubeflow).
 """
 
 
 import json
 import os
 
+import tensorflow as tf
 from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binary
 from tfx import v1 as tfx
 from tfx.types import artifact, artifact_utils
 
-from components import box_checks
+from components import box_checks, span_registry
 
 
 class BoxGateReport(artifact.Artifact):
@@ -29,7 +33,7 @@ class BoxGateReport(artifact.Artifact):
 
 def _schema_anomalies(anomalies_uri: str, split: str) -> dict:
     path = os.path.join(anomalies_uri, f"Split-{split}", "SchemaDiff.pb")
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return {}
     found = load_anomalies_binary(path)
     return {name: info.description or info.short_description for name, info in found.anomaly_info.items()}
@@ -43,8 +47,10 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
     num_classes: tfx.dsl.components.Parameter[int],
     max_listed: tfx.dsl.components.Parameter[int] = 50,
     decode_images: tfx.dsl.components.Parameter[int] = 1,
+    registry_dir: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
-    """Checks every example and the schema anomalies; raises when anything is wrong."""
+    """Checks every example and the schema anomalies; raises when anything is wrong, registers the
+    span in ``registry_dir`` (when given) when nothing is."""
     findings = box_checks.new_report(num_classes)
     for split in artifact_utils.decode_split_names(examples.split_names):
         box_checks.scan_split(box_checks.split_files(examples.uri, split), split, num_classes, findings,
@@ -54,8 +60,8 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
             findings["schema_anomalies"][split] = split_anomalies
     findings["passed"] = not findings["bad_examples"] and not findings["schema_anomalies"]
     path = os.path.join(report.uri, "report.json")
-    os.makedirs(report.uri, exist_ok=True)
-    with open(path, "w") as handle:
+    tf.io.gfile.makedirs(report.uri)
+    with tf.io.gfile.GFile(path, "w") as handle:
         json.dump(findings, handle, indent=2)
     report.set_int_custom_property("passed", int(findings["passed"]))
     report.set_int_custom_property("bad_examples", findings["bad_examples"])
@@ -63,7 +69,10 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
         # TFX deletes a failed execution's outputs; keep the evidence beside them.
         kept = os.path.join(os.path.dirname(os.path.dirname(report.uri.rstrip("/"))), "failed_reports",
                             f"report-{os.path.basename(report.uri.rstrip('/'))}.json")
-        os.makedirs(os.path.dirname(kept), exist_ok=True)
-        with open(kept, "w") as handle:
+        tf.io.gfile.makedirs(os.path.dirname(kept))
+        with tf.io.gfile.GFile(kept, "w") as handle:
             json.dump(findings, handle, indent=2)
         raise RuntimeError("BoxGate stopped the pipeline: " + box_checks.failure_message(findings, kept))
+    if registry_dir:
+        span_registry.register(registry_dir, examples.span or 0, examples.version or 0, examples.uri,
+                               findings["examples_checked"])

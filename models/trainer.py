@@ -1,9 +1,11 @@
 """The Trainer's run_fn: builds OneStageModel from the zoo config in custom_config, trains, exports.
 
-custom_config keys: ``model_config`` (a zoo name), ``batch_size``, ``learning_rate``, ``num_classes``
-(checked against the data's class vocabulary) and ``warm_start_dir``: the serving directory the Pusher
-writes to. Its newest version is the latest blessed model (only blessed models are pushed); the
-Trainer restores its weights before training. Reading it here, rather than through a Resolver input,
+custom_config keys: ``model_config`` (a zoo name), ``batch_size`` (global), ``learning_rate``,
+``num_classes`` (checked against the data's class vocabulary), ``distribution`` (see
+tfdet.models.distribute), ``window_spans`` and ``accepted_spans_dir`` (the rolling window of spans, see
+components/span_registry.py) and ``warm_start_dir``: the serving directory the Pusher writes to. Its
+newest version is the latest blessed model (only blessed models are pushed); the Trainer restores its
+weights before training. Reading it here, rather than through a Resolver input,
 keeps the Trainer's inputs unchanged when no new data arrived, so such a rerun is served from the cache.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -22,6 +24,7 @@ from models.zoo import get_entry
 from tfdet.dataio.pipeline import pipeline, training_batches
 from tfdet.export import export_saved_model
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
+from tfdet.models.distribute import distributed_batches, get_strategy, is_chief, strategy_name
 
 HISTORY_FILE = "training_history.json"
 
@@ -50,14 +53,34 @@ def _first_example(patterns) -> bytes:
     return next(iter(tf.data.TFRecordDataset(files[:1], compression_type=compression))).numpy()
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point."""
+def window_files(fn_args, custom: Dict[str, Any]) -> Tuple[List[str], List[Dict]]:
+    """The training files of the rolling window: the newest span (``fn_args.train_files``) and the
+    ``window_spans - 1`` accepted spans before it (components/span_registry.py); and the spans used."""
+    window_spans = int(custom.get("window_spans", 1))
+    registry_dir = custom.get("accepted_spans_dir")
+    if window_spans == 1 or not registry_dir:
+        return list(fn_args.train_files), []
+    from components import span_registry
+
+    # train_files are <examples uri>/Split-<split>/*
+    uri = os.path.dirname(os.path.dirname(fn_args.train_files[0].rstrip("/")))
+    spans = span_registry.window(registry_dir, uri, window_spans)
+    suffixes = [os.path.relpath(pattern, uri) for pattern in fn_args.train_files]
+    return [os.path.join(entry["uri"], suffix) for entry in spans for suffix in suffixes], spans
+
+
+def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
+          callbacks: Sequence[tf_keras.callbacks.Callback] = ()) -> Tuple[OneStageModel, Dict[str, Any]]:
+    """Builds the model of ``custom_config`` under ``strategy`` (default: ``custom_config['distribution']``),
+    warm-starts it, trains ``fn_args.train_steps`` steps on the window's files (``callbacks`` go to
+    ``fit``); returns the model and the training record."""
     custom: Dict[str, Any] = dict(fn_args.custom_config or {})
+    strategy = strategy or get_strategy(custom.get("distribution"))
     entry = get_entry(custom.get("model_config", "cpu_small"))
     model_config = dict(entry.MODEL)
     num_classes = int(custom.get("num_classes", model_config["head"]["num_classes"]))
     model_config["head"] = dict(model_config["head"], num_classes=num_classes)
-    model = OneStageModel(ConfigOneStage(**model_config)).build_model()
+    files, spans = window_files(fn_args, custom)
 
     stats = {}
     if fn_args.transform_graph_path:
@@ -67,30 +90,47 @@ def run_fn(fn_args) -> None:
             raise ValueError(f"the data has {len(stats['class_vocabulary'])} class names "
                              f"{stats['class_vocabulary']} but the model has num_classes={num_classes}")
 
-    warm_started = latest_version(custom.get("warm_start_dir"))
-    if warm_started:
-        warm_start(model, warm_started)
-        logging.info("warm start from %s", warm_started)
-
     batch_size = int(custom.get("batch_size", entry.TRAIN["batch_size"]))
     steps = int(fn_args.train_steps)
-    pattern = ",".join(fn_args.train_files)
-    train_steps = entry.train_steps(pattern)
-    train_steps[0] = dict(train_steps[0], repeat=True)
-    batches = training_batches(pipeline(train_steps), batch_size)
     learning_rate = float(custom.get("learning_rate", entry.TRAIN["learning_rate"]))
-    warmup = 0 if warm_started else min(100, steps // 10)
-    schedule = tf_keras.optimizers.schedules.CosineDecay(
-        learning_rate if warmup == 0 else 0.0, decay_steps=steps, warmup_target=learning_rate if warmup else None,
-        warmup_steps=warmup)
-    model.compile(optimizer=tf_keras.optimizers.Adam(schedule, global_clipnorm=10.0))
-    epochs = max(1, min(10, steps // 10))
-    history = model.fit(batches, epochs=epochs, steps_per_epoch=steps // epochs, verbose=2)
+    warm_started = latest_version(custom.get("warm_start_dir"))
+    with strategy.scope():
+        model = OneStageModel(ConfigOneStage(**model_config)).build_model()
+        if warm_started:
+            warm_start(model, warm_started)
+            logging.info("warm start from %s", warm_started)
+        warmup = 0 if warm_started else min(100, steps // 10)
+        schedule = tf_keras.optimizers.schedules.CosineDecay(
+            learning_rate if warmup == 0 else 0.0, decay_steps=steps,
+            warmup_target=learning_rate if warmup else None, warmup_steps=warmup)
+        model.compile(optimizer=tf_keras.optimizers.Adam(schedule, global_clipnorm=10.0))
 
-    export_saved_model(model, fn_args.serving_model_dir)
+    def make_dataset(num_shards: int, shard_index: int, per_replica_batch: int) -> tf.data.Dataset:
+        train_steps = entry.train_steps(",".join(files))
+        train_steps[0] = dict(train_steps[0], repeat=True, num_shards=num_shards, shard_index=shard_index)
+        return training_batches(pipeline(train_steps), per_replica_batch)
+
+    batches = distributed_batches(strategy, batch_size, make_dataset)
+    epochs = max(1, min(10, steps // 10))
+    history = model.fit(batches, epochs=epochs, steps_per_epoch=steps // epochs, verbose=2,
+                        callbacks=list(callbacks))
     record = {"loss": history.history["loss"], "loss_cls": history.history["loss_cls"],
               "loss_bbox": history.history["loss_bbox"], "steps": steps, "batch_size": batch_size,
-              "warm_started_from": warm_started, "dataset_statistics": stats, "model_config": model.config.to_dict()}
+              "warm_started_from": warm_started, "dataset_statistics": stats,
+              "train_spans": [{"span": e["span"], "uri": e["uri"]} for e in spans], "train_files": files,
+              "distribution": {"strategy": strategy_name(strategy), "replicas": strategy.num_replicas_in_sync},
+              "model_config": model.config.to_dict()}
+    return model, record
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point: trains (see :func:`train`), then the chief exports the SavedModel and
+    writes the training record."""
+    strategy = get_strategy(dict(fn_args.custom_config or {}).get("distribution"))
+    model, record = train(fn_args, strategy)
+    if not is_chief(strategy):
+        return
+    export_saved_model(model, fn_args.serving_model_dir)
     for directory in (os.path.dirname(fn_args.serving_model_dir.rstrip("/")), fn_args.model_run_dir):
         tf.io.gfile.makedirs(directory)
         with tf.io.gfile.GFile(os.path.join(directory, HISTORY_FILE), "w") as handle:

@@ -26,6 +26,13 @@ NUM_CLASSES = 5
 TRAIN_STEPS = 1500
 BATCH_SIZE = 8
 LEARNING_RATE = 1e-3
+# Rolling window: train on the newest span and the WINDOW_SPANS - 1 spans before it that passed BoxGate
+# (1 = the newest span only). Older spans come from the accepted-span registry BoxGate keeps under
+# <pipeline root>/accepted_spans (see components/span_registry.py).
+WINDOW_SPANS = 1
+# tf.distribute strategy of the Trainer: None (default strategy), "mirrored" (the devices of one
+# machine) or "multi_worker" (MultiWorkerMirroredStrategy from the TF_CONFIG the training job sets).
+DISTRIBUTION = None
 
 # Blessing: the candidate must reach MIN_MAP50 and lose at most MAX_MAP50_DROP against the baseline.
 MIN_MAP50 = 0.5
@@ -40,6 +47,12 @@ KUBEFLOW_IMAGE = "gcr.io/your-project/tfdet-pipeline:latest"  # built from the r
 KUBEFLOW_PIPELINE_ROOT = "gs://your-bucket/tfdet/pipeline_root"
 KUBEFLOW_DATA_ROOT = "gs://your-bucket/tfdet/data/default"
 KUBEFLOW_SERVING_MODEL_DIR = "gs://your-bucket/tfdet/serving_model"
+KUBEFLOW_HOST = "http://localhost:8080"  # kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80
+KUBEFLOW_EXPERIMENT = "tfdet"
+KUBEFLOW_CRON = "0 0 3 * * *"  # KFP cron, seconds first: every day at 03:00
+KUBEFLOW_DISTRIBUTION = "mirrored"  # every device of the Trainer's pod
+# The Trainer's pod: vCPUs, memory, and an optional accelerator (e.g. "nvidia-tesla-t4", count 1).
+KUBEFLOW_TRAINER_RESOURCES = {"cpu": 8, "memory_gb": 32, "accelerator": None, "accelerator_count": 0}
 BEAM_RUNNERS = {
     "direct": ["--direct_running_mode=multi_processing", "--direct_num_workers=0"],
     "dataflow": ["--runner=DataflowRunner", "--project=your-project", "--region=us-central1",

@@ -1,11 +1,18 @@
-"""Compiles the tfdet pipeline for Kubeflow Pipelines (KubeflowV2DagRunner -> a kfp 2 pipeline YAML).
+"""The tfdet pipeline on Kubeflow Pipelines: compile, submit a run, schedule recurring runs.
 
-    python -m pipeline.kubeflow_runner --output pipeline.yaml [--image IMAGE] [--pipeline-root gs://...]
+    python -m pipeline.kubeflow_runner compile  --output pipeline.yaml [--image IMAGE] [--pipeline-root gs://...]
         [--data-root gs://...] [--serving-dir gs://...] [--beam direct|dataflow|flink|spark] [--train-steps N]
+        [--window-spans K] [--distribution none|mirrored|multi_worker]
+    python -m pipeline.kubeflow_runner submit   --host URL --experiment NAME [--package pipeline.yaml | compile flags]
+    python -m pipeline.kubeflow_runner schedule --host URL --experiment NAME --cron "0 0 3 * * *"
+        [--name NAME] [--package pipeline.yaml | compile flags]
 
-The same create_pipeline as the local runner; the components run in IMAGE (the repository's
-Dockerfile), so roots must be remote stores every pod can reach. Only compilation is implemented
-here; submitting and scheduling runs (kfp.Client) are not yet.
+``compile`` turns the same ``create_pipeline`` as the local runner into a kfp 2 pipeline YAML with TFX's
+KubeflowV2DagRunner; the components run in IMAGE (the repository's Dockerfile), so the roots must be
+remote stores every pod can reach. ``submit`` and ``schedule`` send that YAML (``--package``, or one
+compiled on the spot from the compile flags) to a KFP API server through ``kfp.Client``: ``submit``
+starts one run, ``schedule`` creates a recurring run (KFP cron: six fields, seconds first; no
+catch-up of missed runs; one run at a time). The experiment is created when it does not exist.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import warnings
+from typing import Any, Dict, Optional
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -21,12 +30,34 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 from pipeline import configs  # noqa: E402
 
+CRON_FIELDS = ("second", "minute", "hour", "day of month", "month", "day of week")
+
+
+def check_cron(expression: str) -> str:
+    """Returns ``expression`` when it has KFP's six cron fields; otherwise says how to fix it.
+
+    KFP schedules with robfig/cron and a leading seconds field: "0 0 3 * * *" is every day at 03:00.
+    A five-field crontab line is the usual slip, so the error shows its six-field form.
+    """
+    fields = expression.split()
+    if len(fields) == 6:
+        return " ".join(fields)
+    hint = f" (did you mean '0 {' '.join(fields)}'?)" if len(fields) == 5 else ""
+    raise ValueError(f"a KFP cron expression has 6 fields ({', '.join(CRON_FIELDS)}); {expression!r} has "
+                     f"{len(fields)}{hint}")
+
 
 def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str, serving_dir: str,
                      beam: str = "direct", train_steps: int = configs.TRAIN_STEPS,
-                     model_config: str = configs.MODEL_CONFIG) -> str:
+                     model_config: str = configs.MODEL_CONFIG, window_spans: int = configs.WINDOW_SPANS,
+                     distribution: Optional[str] = configs.KUBEFLOW_DISTRIBUTION,
+                     trainer_resources: Optional[Dict[str, Any]] = None) -> str:
     """Writes the kfp pipeline YAML to ``output`` (it must end in .yaml: the kfp 2 client rejects
-    the JSON PipelineJob form) and returns its path."""
+    the JSON PipelineJob form) and returns its path.
+
+    ``trainer_resources`` (default ``configs.KUBEFLOW_TRAINER_RESOURCES``): ``cpu``, ``memory_gb``,
+    ``accelerator`` and ``accelerator_count`` of the Trainer's pod.
+    """
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
@@ -40,6 +71,8 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str
         eval_pattern=configs.EVAL_PATTERN, model_config=model_config, num_classes=configs.NUM_CLASSES,
         train_steps=train_steps, batch_size=configs.BATCH_SIZE, learning_rate=configs.LEARNING_RATE,
         min_map50=configs.MIN_MAP50, max_map50_drop=configs.MAX_MAP50_DROP, max_detections=configs.MAX_DETECTIONS,
+        window_spans=window_spans, distribution=distribution,
+        trainer_resources=configs.KUBEFLOW_TRAINER_RESOURCES if trainer_resources is None else trainer_resources,
         beam_pipeline_args=configs.BEAM_RUNNERS[beam])
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
@@ -48,9 +81,51 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str
     return output
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", default="pipeline.yaml")
+def client(host: str, namespace: Optional[str] = None):
+    """A ``kfp.Client`` for the KFP API server at ``host`` (e.g. http://localhost:8080 after
+    ``kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80``)."""
+    import kfp
+
+    if not host:
+        raise ValueError("--host is required: the URL of the KFP API server, e.g. http://localhost:8080")
+    return kfp.Client(host=host, namespace=namespace or "kubeflow")
+
+
+def _check_package(package: str) -> str:
+    if not os.path.isfile(package):
+        raise FileNotFoundError(f"pipeline package {package!r} does not exist: compile it first "
+                                f"(python -m pipeline.kubeflow_runner compile --output {package})")
+    return package
+
+
+def submit(host: str, package: str, experiment: str, run_name: Optional[str] = None,
+           namespace: Optional[str] = None, enable_caching: Optional[bool] = None) -> Dict[str, str]:
+    """Starts one run of the compiled ``package`` in ``experiment`` (created when missing);
+    returns the experiment and run ids."""
+    kfp_client = client(host, namespace)
+    result = kfp_client.create_run_from_pipeline_package(
+        _check_package(package), arguments={}, run_name=run_name or f"{configs.PIPELINE_NAME} run",
+        experiment_name=experiment, namespace=namespace, enable_caching=enable_caching)
+    return {"experiment_id": result.run_info.experiment_id, "run_id": result.run_id}
+
+
+def schedule(host: str, package: str, experiment: str, cron: str, name: Optional[str] = None,
+             namespace: Optional[str] = None, max_concurrency: int = 1,
+             enable_caching: Optional[bool] = None) -> Dict[str, str]:
+    """Creates a recurring run of ``package`` on the six-field ``cron`` schedule, without catch-up of
+    missed runs, at most ``max_concurrency`` at a time; returns the experiment and recurring-run ids."""
+    cron = check_cron(cron)
+    kfp_client = client(host, namespace)
+    experiment_id = kfp_client.create_experiment(name=experiment, namespace=namespace).experiment_id
+    recurring = kfp_client.create_recurring_run(
+        experiment_id=experiment_id, job_name=name or f"{configs.PIPELINE_NAME} retraining",
+        description=f"tfdet retraining on the newest span, cron {cron!r}", cron_expression=cron,
+        max_concurrency=max_concurrency, no_catchup=True, pipeline_package_path=_check_package(package),
+        enable_caching=enable_caching)
+    return {"experiment_id": experiment_id, "recurring_run_id": recurring.recurring_run_id}
+
+
+def _add_compile_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", default=configs.KUBEFLOW_IMAGE)
     parser.add_argument("--pipeline-root", default=configs.KUBEFLOW_PIPELINE_ROOT)
     parser.add_argument("--data-root", default=configs.KUBEFLOW_DATA_ROOT)
@@ -59,10 +134,61 @@ def main(argv=None) -> int:
         sorted(configs.BEAM_RUNNERS)))
     parser.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
     parser.add_argument("--model-config", default=configs.MODEL_CONFIG)
-    args = parser.parse_args(argv)
-    path = compile_pipeline(args.output, args.image, args.pipeline_root, args.data_root, args.serving_dir,
-                            args.beam, args.train_steps, args.model_config)
-    print(f"wrote {path}")
+    parser.add_argument("--window-spans", type=int, default=configs.WINDOW_SPANS,
+                        help="train on the newest span and the k-1 accepted spans before it")
+    parser.add_argument("--distribution", default=configs.KUBEFLOW_DISTRIBUTION or "none",
+                        help="tf.distribute strategy of the Trainer: none, mirrored, multi_worker")
+
+
+def _add_client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=os.environ.get("KF_PIPELINES_ENDPOINT", configs.KUBEFLOW_HOST),
+                        help="KFP API server URL (default: $KF_PIPELINES_ENDPOINT or configs.KUBEFLOW_HOST)")
+    parser.add_argument("--experiment", default=configs.KUBEFLOW_EXPERIMENT)
+    parser.add_argument("--namespace", default=None, help="Kubeflow profile namespace (multi-user installs)")
+    parser.add_argument("--package", default=None,
+                        help="a compiled pipeline YAML; without it the pipeline is compiled from the flags")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    compile_cmd = commands.add_parser("compile", help="write the pipeline YAML")
+    compile_cmd.add_argument("--output", default="pipeline.yaml")
+    _add_compile_flags(compile_cmd)
+    submit_cmd = commands.add_parser("submit", help="start one run on a KFP host")
+    submit_cmd.add_argument("--run-name", default=None)
+    schedule_cmd = commands.add_parser("schedule", help="create a recurring run on a KFP host")
+    schedule_cmd.add_argument("--cron", default=configs.KUBEFLOW_CRON,
+                              help="six fields, seconds first: '0 0 3 * * *' is 03:00 every day")
+    schedule_cmd.add_argument("--name", default=None, help="the recurring run's name")
+    schedule_cmd.add_argument("--max-concurrency", type=int, default=1)
+    for command in (submit_cmd, schedule_cmd):
+        _add_client_flags(command)
+        _add_compile_flags(command)
+    return parser
+
+
+def _compile_from(args: argparse.Namespace, output: str) -> str:
+    distribution = None if args.distribution == "none" else args.distribution
+    return compile_pipeline(output, args.image, args.pipeline_root, args.data_root, args.serving_dir, args.beam,
+                            args.train_steps, args.model_config, args.window_spans, distribution)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "compile":
+        print(f"wrote {_compile_from(args, args.output)}")
+        return 0
+    if args.command == "schedule":
+        check_cron(args.cron)  # before the slow compilation
+    with tempfile.TemporaryDirectory() as scratch:
+        package = args.package or _compile_from(args, os.path.join(scratch, "pipeline.yaml"))
+        if args.command == "submit":
+            ids = submit(args.host, package, args.experiment, args.run_name, args.namespace)
+        else:
+            ids = schedule(args.host, package, args.experiment, args.cron, args.name, args.namespace,
+                           args.max_concurrency)
+    print(" ".join(f"{key}={value}" for key, value in ids.items()))
     return 0
 
 

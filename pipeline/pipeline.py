@@ -1,15 +1,16 @@
 """create_pipeline: the tfdet TFX DAG. It only wires components; every knob comes in as an argument.
 
 ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> BoxGate
--> Transform (analyzers) -> Trainer (warm start from the latest pushed = blessed model) -> Evaluator (TFMA
-COCO metrics, value threshold) -> CompareWithBaseline (change threshold vs the served model) -> Pusher.
+-> Transform (analyzers) -> Trainer (the newest span plus the accepted spans of the rolling window; warm start
+from the latest pushed = blessed model) -> Evaluator (TFMA COCO metrics on the newest span, value threshold)
+-> CompareWithBaseline (change threshold vs the served model) -> Pusher.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
@@ -65,6 +66,21 @@ def eval_config(num_classes: int, min_map50: float, max_detections: int) -> tfma
         ])])
 
 
+def resource_spec(cpu: float = 0, memory_gb: float = 0, accelerator: Optional[str] = None,
+                  accelerator_count: int = 0):
+    """A Kubeflow container ResourceSpec (limits) for one component's pod."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+        cpu_limit=float(cpu), memory_limit=float(memory_gb))
+    if accelerator:
+        if accelerator_count < 1:
+            raise ValueError(f"accelerator {accelerator!r} needs accelerator_count >= 1, got {accelerator_count}")
+        spec.accelerator.type = accelerator
+        spec.accelerator.count = int(accelerator_count)
+    return spec
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
@@ -81,11 +97,23 @@ def create_pipeline(
     min_map50: float = 0.5,
     max_map50_drop: float = 0.01,
     max_detections: int = 100,
+    window_spans: int = 1,
+    distribution: Optional[str] = None,
+    trainer_resources: Optional[Dict[str, Any]] = None,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """The tfdet pipeline; see pipeline/configs.py for what each argument means."""
+    """The tfdet pipeline; see pipeline/configs.py for what each argument means.
+
+    ``trainer_resources`` (Kubeflow only: ``cpu``, ``memory_gb``, ``accelerator``, ``accelerator_count``)
+    sizes the Trainer's pod; the local runner ignores it.
+    """
+    if window_spans < 1:
+        raise ValueError(f"window_spans must be >= 1 (1 = the newest span only), got {window_spans}")
+    if distribution not in (None, "mirrored", "multi_worker"):
+        raise ValueError(f"distribution must be None, 'mirrored' or 'multi_worker', got {distribution!r}")
+    registry_dir = os.path.join(pipeline_root, "accepted_spans")
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="train", pattern=train_pattern),
@@ -95,7 +123,7 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
     box_gate = BoxGate(examples=example_gen.outputs["examples"], anomalies=example_validator.outputs["anomalies"],
-                       num_classes=num_classes)
+                       num_classes=num_classes, registry_dir=registry_dir)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn="models.transform.preprocessing_fn", materialize=False, disable_statistics=True,
@@ -108,8 +136,12 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
         custom_config={"model_config": model_config, "num_classes": num_classes, "batch_size": batch_size,
-                       "learning_rate": learning_rate, "warm_start_dir": serving_model_dir})
+                       "learning_rate": learning_rate, "warm_start_dir": serving_model_dir,
+                       "window_spans": window_spans, "accepted_spans_dir": registry_dir,
+                       "distribution": distribution})
     trainer.add_upstream_node(box_gate)
+    if trainer_resources:
+        trainer.with_platform_config(resource_spec(**trainer_resources))
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         example_splits=["eval"], eval_config=eval_config(num_classes, min_map50, max_detections))

@@ -27,6 +27,10 @@ class InputReadRecordFiles(SourceStep):
         repeat: repeat forever (for ``steps_per_epoch`` training).
         seed: seed of the shuffles, for reproducible orders.
         cycle_length: files read at once; default min(#files, 8).
+        num_shards, shard_index: read only part ``shard_index`` of ``num_shards``
+            (one part per worker in distributed training): whole files when
+            there are at least ``num_shards`` files, otherwise every
+            ``num_shards``-th record, taken before shuffling.
 
     Output keys: ``image`` float32 [H, W, 3] in [0, 1], ``bboxes`` [N, 4]
     y-first normalised, ``labels`` int32 [N], ``mask`` bool [N],
@@ -42,9 +46,14 @@ class InputReadRecordFiles(SourceStep):
         repeat: bool = False,
         seed: Optional[int] = None,
         cycle_length: Optional[int] = None,
+        num_shards: int = 1,
+        shard_index: int = 0,
     ) -> None:
         self._remember(pattern_file=pattern_file, compression_type=compression_type, shuffle=shuffle,
-                       shuffle_buffer=shuffle_buffer, repeat=repeat, seed=seed, cycle_length=cycle_length)
+                       shuffle_buffer=shuffle_buffer, repeat=repeat, seed=seed, cycle_length=cycle_length,
+                       num_shards=num_shards, shard_index=shard_index)
+        if not 0 <= shard_index < num_shards:
+            raise ValueError(f"shard_index must be in [0, num_shards={num_shards}), got {shard_index}")
         if compression_type not in ("auto", "", "GZIP", "ZLIB"):
             raise ValueError(f"compression_type must be 'auto', '', 'GZIP' or 'ZLIB', got {compression_type!r}")
         self.pattern_file = pattern_file
@@ -54,6 +63,8 @@ class InputReadRecordFiles(SourceStep):
         self.repeat = repeat
         self.seed = seed
         self.cycle_length = cycle_length
+        self.num_shards = num_shards
+        self.shard_index = shard_index
 
     def files(self):
         """The matched files, sorted; raises FileNotFoundError when none match."""
@@ -70,15 +81,20 @@ class InputReadRecordFiles(SourceStep):
         compression = self.compression_type
         if compression == "auto":
             compression = "GZIP" if all(path.endswith(".gz") for path in files) else ""
+        shard_records = self.num_shards > 1 and len(files) < self.num_shards
+        if self.num_shards > 1 and not shard_records:
+            files = files[self.shard_index::self.num_shards]
         dataset = tf.data.Dataset.from_tensor_slices(files)
-        if self.shuffle:
+        if self.shuffle and not shard_records:  # record sharding needs the same record order in every shard
             dataset = dataset.shuffle(len(files), seed=self.seed, reshuffle_each_iteration=True)
         dataset = dataset.interleave(
             lambda path: tf.data.TFRecordDataset(path, compression_type=compression),
             cycle_length=self.cycle_length or min(len(files), 8),
             num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=not self.shuffle,
+            deterministic=shard_records or not self.shuffle,
         )
+        if shard_records:
+            dataset = dataset.shard(self.num_shards, self.shard_index)
         if self.shuffle:
             dataset = dataset.shuffle(self.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
         if self.repeat:

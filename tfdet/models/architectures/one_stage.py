@@ -177,7 +177,9 @@ class OneStageModel(tf_keras.Model):
         batch = self._unpack(data)
         with tf.GradientTape() as tape:
             losses = self.compute_losses(batch, training=True)
-        gradients = tape.gradient(losses["loss"], self.trainable_variables)
+            # Under tf.distribute the replicas' gradients are summed: scale to their mean.
+            scaled = losses["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return self._record(losses)
 

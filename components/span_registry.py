@@ -1,0 +1,71 @@
+"""The accepted-span registry: which spans passed BoxGate, and where their Examples live.
+
+BoxGate writes ``span-<N>.json`` into the registry directory (``<pipeline root>/accepted_spans``) when a
+span passes; a span that fails never enters it. The Trainer reads it to train on a rolling window:
+the newest span (its own input) and the ``window_spans - 1`` accepted spans before it.
+
+Why a registry rather than a Resolver with SpanRangeStrategy: TFX's Kubeflow V2 compiler accepts only
+LatestArtifactStrategy and LatestBlessedModelStrategy resolvers, and a resolver over ExampleGen's
+output would also bring back the spans BoxGate rejected. One file per span (rewritten when a span is
+re-ingested) keeps concurrent runs from clobbering each other; gfile makes it work on gs:// too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List
+
+import tensorflow as tf
+
+
+def _path(registry_dir: str, span: int) -> str:
+    return os.path.join(registry_dir, f"span-{int(span)}.json")
+
+
+def register(registry_dir: str, span: int, version: int, examples_uri: str, examples_checked: Dict[str, int]) -> str:
+    """Records that ``span`` (the Examples at ``examples_uri``) passed the gate; returns the entry's path."""
+    tf.io.gfile.makedirs(registry_dir)
+    entry = {"span": int(span), "version": int(version), "uri": examples_uri.rstrip("/"),
+             "examples_checked": dict(examples_checked)}
+    path = _path(registry_dir, span)
+    with tf.io.gfile.GFile(path, "w") as handle:
+        json.dump(entry, handle, indent=2)
+    return path
+
+
+def accepted(registry_dir: str) -> List[Dict]:
+    """Every registered span, newest first."""
+    if not tf.io.gfile.isdir(registry_dir):
+        return []
+    entries = []
+    for name in tf.io.gfile.listdir(registry_dir):
+        if name.startswith("span-") and name.endswith(".json"):
+            with tf.io.gfile.GFile(os.path.join(registry_dir, name)) as handle:
+                entries.append(json.load(handle))
+    return sorted(entries, key=lambda entry: entry["span"], reverse=True)
+
+
+def window(registry_dir: str, examples_uri: str, window_spans: int) -> List[Dict]:
+    """The newest span (the Examples at ``examples_uri``) and the ``window_spans - 1`` accepted spans
+    before it, newest first.
+
+    Raises:
+        ValueError: ``window_spans`` < 1, or ``examples_uri`` is not registered (it did not pass BoxGate).
+        FileNotFoundError: a registered span's Examples were deleted.
+    """
+    if window_spans < 1:
+        raise ValueError(f"window_spans must be >= 1 (1 = the newest span only), got {window_spans}")
+    entries = accepted(registry_dir)
+    uri = examples_uri.rstrip("/")
+    current = [entry for entry in entries if entry["uri"] == uri]
+    if not current:
+        raise ValueError(f"the Examples at {uri} are not in the accepted-span registry {registry_dir}: BoxGate "
+                         "registers a span when it passes, so run the Trainer downstream of BoxGate")
+    older = [entry for entry in entries if entry["span"] < current[0]["span"]][:window_spans - 1]
+    chosen = current[:1] + older
+    for entry in chosen[1:]:
+        if not tf.io.gfile.isdir(entry["uri"]):
+            raise FileNotFoundError(f"span {entry['span']} is in the window but its Examples {entry['uri']} are gone; "
+                                    f"delete {_path(registry_dir, entry['span'])} or lower window_spans")
+    return chosen
