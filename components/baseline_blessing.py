@@ -76,8 +76,8 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
         blessed = candidate["AP50"] >= baseline["AP50"] - max_map50_drop
     verdict["blessed"] = blessed
     tf.io.gfile.makedirs(blessing.uri)
-    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
-        pass
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as marker:
+        marker.write("")  # GFile creates the file on the first write
     with tf.io.gfile.GFile(os.path.join(blessing.uri, "comparison.json"), "w") as handle:
         json.dump(verdict, handle, indent=2)
     blessing.set_int_custom_property("blessed", int(blessed))

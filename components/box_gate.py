@@ -39,6 +39,14 @@ def _schema_anomalies(anomalies_uri: str, split: str) -> dict:
     return {name: info.description or info.short_description for name, info in found.anomaly_info.items()}
 
 
+def _int_property(examples, name: str) -> int:
+    """ExampleGen records span and version as custom properties (older TFX: as properties)."""
+    if examples.has_custom_property(name):
+        value = examples.get_custom_property(name)
+        return int(value)
+    return int(getattr(examples, name, 0) or 0)
+
+
 @tfx.dsl.components.component
 def BoxGate(  # noqa: N802  (TFX components are named like classes)
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
@@ -74,5 +82,5 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
             json.dump(findings, handle, indent=2)
         raise RuntimeError("BoxGate stopped the pipeline: " + box_checks.failure_message(findings, kept))
     if registry_dir:
-        span_registry.register(registry_dir, examples.span or 0, examples.version or 0, examples.uri,
-                               findings["examples_checked"])
+        span_registry.register(registry_dir, _int_property(examples, "span"), _int_property(examples, "version"),
+                               examples.uri, findings["examples_checked"])

@@ -2,7 +2,8 @@
 
     python -m pipeline.kubeflow_runner compile  --output pipeline.yaml [--image IMAGE] [--pipeline-root gs://...]
         [--data-root gs://...] [--serving-dir gs://...] [--beam direct|dataflow|flink|spark] [--train-steps N]
-        [--window-spans K] [--distribution none|mirrored|multi_worker]
+        [--window-spans K] [--distribution none|mirrored|multi_worker] [--trainer-cpu N] [--trainer-memory-gb N]
+        [--trainer-accelerator TYPE --trainer-accelerator-count N]
     python -m pipeline.kubeflow_runner submit   --host URL --experiment NAME [--package pipeline.yaml | compile flags]
     python -m pipeline.kubeflow_runner schedule --host URL --experiment NAME --cron "0 0 3 * * *"
         [--name NAME] [--package pipeline.yaml | compile flags]
@@ -138,6 +139,11 @@ def _add_compile_flags(parser: argparse.ArgumentParser) -> None:
                         help="train on the newest span and the k-1 accepted spans before it")
     parser.add_argument("--distribution", default=configs.KUBEFLOW_DISTRIBUTION or "none",
                         help="tf.distribute strategy of the Trainer: none, mirrored, multi_worker")
+    resources = configs.KUBEFLOW_TRAINER_RESOURCES
+    parser.add_argument("--trainer-cpu", type=float, default=resources["cpu"], help="vCPU limit of the Trainer's pod")
+    parser.add_argument("--trainer-memory-gb", type=float, default=resources["memory_gb"])
+    parser.add_argument("--trainer-accelerator", default=resources["accelerator"], help="e.g. nvidia-tesla-t4")
+    parser.add_argument("--trainer-accelerator-count", type=int, default=resources["accelerator_count"])
 
 
 def _add_client_flags(parser: argparse.ArgumentParser) -> None:
@@ -170,8 +176,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _compile_from(args: argparse.Namespace, output: str) -> str:
     distribution = None if args.distribution == "none" else args.distribution
+    resources = {"cpu": args.trainer_cpu, "memory_gb": args.trainer_memory_gb,
+                 "accelerator": args.trainer_accelerator, "accelerator_count": args.trainer_accelerator_count}
     return compile_pipeline(output, args.image, args.pipeline_root, args.data_root, args.serving_dir, args.beam,
-                            args.train_steps, args.model_config, args.window_spans, distribution)
+                            args.train_steps, args.model_config, args.window_spans, distribution, resources)
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-map50", type=float, default=configs.MIN_MAP50, help="blessing threshold")
     parser.add_argument("--max-map50-drop", type=float, default=configs.MAX_MAP50_DROP,
                         help="largest mAP50 loss against the blessed baseline that still blesses")
+    parser.add_argument("--window-spans", type=int, default=configs.WINDOW_SPANS,
+                        help="train on the newest span and the k-1 accepted spans before it")
+    parser.add_argument("--distribution", default=configs.DISTRIBUTION or "none",
+                        help="tf.distribute strategy of the Trainer: none, mirrored, multi_worker (TF_CONFIG)")
     parser.add_argument("--output-root", default=configs.OUTPUT_ROOT,
                         help="pipeline root, MLMD database and serving directory go under it")
     parser.add_argument("--no-generate", action="store_true", help="do not generate the default dataset")
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         train_pattern=configs.TRAIN_PATTERN, eval_pattern=configs.EVAL_PATTERN, model_config=args.model_config,
         num_classes=args.num_classes, train_steps=args.train_steps, batch_size=args.batch_size,
         learning_rate=configs.LEARNING_RATE, min_map50=args.min_map50, max_map50_drop=args.max_map50_drop,
-        max_detections=configs.MAX_DETECTIONS,
+        max_detections=configs.MAX_DETECTIONS, window_spans=args.window_spans,
+        distribution=None if args.distribution == "none" else args.distribution,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
     started = time.perf_counter()

@@ -56,6 +56,17 @@ def _newest_gate_report(pipeline_root: str) -> Optional[str]:
     return found[max(found)] if found else None
 
 
+def evaluated_examples(store, evaluation):
+    """The Examples artifact an Evaluator execution read (MLMD lineage of its ModelEvaluation)."""
+    producing = [e.execution_id for e in store.get_events_by_artifact_ids([evaluation.id])
+                 if e.type == metadata_store_pb2.Event.OUTPUT]
+    inputs = [e.artifact_id for e in store.get_events_by_execution_ids(producing)
+              if e.type == metadata_store_pb2.Event.INPUT]
+    examples_type = store.get_artifact_type("Examples").id
+    found = [a for a in store.get_artifacts_by_id(inputs) if a.type_id == examples_type]
+    return found[0] if found else None
+
+
 def collect(metadata_path: str, pipeline_root: Optional[str] = None, failed: bool = False) -> Dict:
     """Examples per split, anomalies, gate result, training losses, metrics, blessing and the pushed model.
 
@@ -91,7 +102,8 @@ def collect(metadata_path: str, pipeline_root: Optional[str] = None, failed: boo
         with open(os.path.join(model.uri, "training_history.json")) as handle:
             history = json.load(handle)
         out["training"] = {"first_loss": history["loss"][0], "last_loss": history["loss"][-1],
-                           "steps": history["steps"], "warm_started_from": history["warm_started_from"]}
+                           "steps": history["steps"], "warm_started_from": history["warm_started_from"],
+                           "spans": [entry["span"] for entry in history.get("train_spans", [])]}
     evaluation = _latest(store, "ModelEvaluation")
     if evaluation:
         result = tfma.load_eval_result(evaluation.uri)
@@ -127,7 +139,8 @@ def render(summary: Dict, seconds: Optional[float] = None) -> str:
     if "training" in summary:
         training = summary["training"]
         start = "warm start from the blessed model" if training["warm_started_from"] else "from scratch"
-        lines.append(f"training: {training['steps']} steps {start}, loss {training['first_loss']:.3f} -> "
+        spans = f" on spans {', '.join(map(str, training['spans']))}" if training.get("spans") else ""
+        lines.append(f"training: {training['steps']} steps {start}{spans}, loss {training['first_loss']:.3f} -> "
                      f"{training['last_loss']:.3f}")
     if "metrics" in summary:
         lines.append("evaluation (eval split, TFMA COCO): " + ", ".join(

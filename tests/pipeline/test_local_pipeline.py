@@ -1,10 +1,12 @@
-"""The whole TFX DAG on the local Beam runner, tiny data and a tiny model: one test walks four runs.
+"""The whole TFX DAG on the local Beam runner, tiny data and a tiny model: one test walks the
+retraining story through four runs (rolling window of 2 spans).
 
 1. span 1 (good): every component runs; every artifact is checked; the model is pushed;
 2. nothing new: served from the cache;
-3. span 2 with corrupted boxes: BoxGate stops the run before the Trainer; the pushed model is untouched;
-4. span 3 (good, more data): the Trainer warm-starts from the served (= latest blessed) model and
-   CompareWithBaseline evaluates both on the eval split before blessing.
+3. span 2 (good, more data): the Trainer warm-starts from the served (= latest blessed) model, trains on
+   spans 2 and 1, CompareWithBaseline evaluates both models on the eval split, blesses, a new version is pushed;
+4. span 3 with corrupted boxes: BoxGate stops the run before the Trainer; span 2's model stays served
+   and span 3 never enters the window.
 """
 
 import json
@@ -23,7 +25,7 @@ from tfdet.dataio.synthetic import generate_default_dataset
 
 def run(data_root, output_root, *extra):
     return main(["--data-root", data_root, "--output-root", output_root, "--model-config", "tiny",
-                 "--train-steps", "20", "--batch-size", "4", "--min-map50", "0.0", *extra])
+                 "--train-steps", "20", "--batch-size", "4", "--min-map50", "0.0", "--window-spans", "2", *extra])
 
 
 def corrupt_span(data_root: str, span: int) -> None:
@@ -111,8 +113,28 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert states and set(states.values()) == {metadata_store_pb2.Execution.CACHED}, states
     assert len(os.listdir(serving_dir)) == 1
 
-    # 3. a span with corrupted boxes: the gate stops the run before the Trainer
-    corrupt_span(data_root, 2)
+    # 3. span 2, good and larger: warm start from the blessed model, trained on the window (spans 2 and 1),
+    #    evaluated against the served model, blessed and pushed as a new version
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(2,), num_train=32, num_eval=8, num_shards=2)
+    assert run(data_root, output_root, "--max-map50-drop", "1.0") == 0
+    printed = capsys.readouterr().out
+    assert "examples: train 32, eval 8" in printed and "warm start from the blessed model on spans 2, 1" in printed
+    summary = collect(metadata_path)
+    assert summary["training"]["warm_started_from"] == os.path.join(serving_dir, versions[0])
+    store = _store(metadata_path)
+    span_examples = {a.custom_properties["span"].int_value: a.uri for a in store.get_artifacts_by_type("Examples")}
+    history = json.load(open(os.path.join(_latest(store, "Model").uri, "training_history.json")))
+    assert history["train_spans"] == [{"span": 2, "uri": span_examples[2]}, {"span": 1, "uri": span_examples[1]}]
+    assert history["train_files"] == [os.path.join(span_examples[s], "Split-train", "*") for s in (2, 1)]
+    comparison = summary["comparison"]
+    assert comparison["baseline_model"] == os.path.join(serving_dir, versions[0])
+    assert 0.0 <= comparison["candidate_map50"] <= 1.0 and 0.0 <= comparison["baseline_map50"] <= 1.0
+    assert summary["blessed"] and "vs served" in printed
+    versions = sorted(os.listdir(serving_dir), key=int)
+    assert len(versions) == 2 and summary["pushed_model"] == os.path.join(serving_dir, versions[-1])
+
+    # 4. span 3 with corrupted boxes: the gate stops the run before the Trainer; span 2's model stays served
+    corrupt_span(data_root, 3)
     models_before = len(store.get_artifacts_by_type("Model"))
     assert run(data_root, output_root) == 1
     printed = capsys.readouterr().out
@@ -126,20 +148,9 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert "training:" not in printed
     store = _store(metadata_path)
     assert len(store.get_artifacts_by_type("Model")) == models_before  # the Trainer never ran
-    assert os.listdir(serving_dir) == versions  # the served model is untouched
-
-    # 4. a good span with more data: warm start from the blessed model, evaluated against it
-    generate_default_dataset(str(tmp_path / "data"), "small", spans=(3,), num_train=32, num_eval=8, num_shards=2)
-    assert run(data_root, output_root, "--max-map50-drop", "1.0") == 0
-    printed = capsys.readouterr().out
-    assert "examples: train 32, eval 8" in printed and "warm start from the blessed model" in printed
-    summary = collect(metadata_path)
-    assert summary["training"]["warm_started_from"] == os.path.join(serving_dir, versions[0])
-    comparison = summary["comparison"]
-    assert comparison["baseline_model"] == os.path.join(serving_dir, versions[0])
-    assert 0.0 <= comparison["candidate_map50"] <= 1.0 and 0.0 <= comparison["baseline_map50"] <= 1.0
-    assert summary["blessed"] and "vs served" in printed
-    assert len(os.listdir(serving_dir)) == 2
+    assert sorted(os.listdir(serving_dir), key=int) == versions  # span 2's model is still the newest version
+    registry = os.path.join(output_root, "tfdet", "accepted_spans")
+    assert sorted(os.listdir(registry)) == ["span-1.json", "span-2.json"]  # span 3 never enters the window
 
     # 5. the notebooks run headless against this pipeline's outputs
     import nbclient
@@ -155,6 +166,9 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
         text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
         assert "pipeline outputs: " + output_root in text
         if name == "data_validation.ipynb":
-            assert "examples: train 32 eval 8" in text and "BoxGate passed: True" in text
+            # the newest span is the rejected one: its statistics and the failed verdict
+            assert "examples: train 24 eval 8" in text and "BoxGate passed: False" in text and "box_inverted" in text
         else:
             assert "TFMA (eval split):" in text and "per-class AP" in text
+            assert "evaluated on: " + span_examples[2] in text  # not the rejected span 3
+            assert "served model: " + os.path.join(serving_dir, versions[-1]) in text
