@@ -33,6 +33,7 @@ def test_matches_tf_keras_and_numpy_with_the_same_weights(shape, groups):
         loss_ours, loss_reference = tf.reduce_sum(tf.sin(got)), tf.reduce_sum(tf.sin(want))
     np.testing.assert_allclose(got.numpy(), numpy_group_norm(x.numpy(), groups, *weights, 1e-5), atol=2e-4)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-4)
+    np.testing.assert_allclose(ours(x, training=True).numpy(), want.numpy(), atol=1e-6)  # training: tf_keras path
     for a, b in zip(tape.gradient(loss_ours, [x] + ours.trainable_weights),
                     tape.gradient(loss_reference, [x] + reference.trainable_weights)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-3)
