@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: setup run data test bench bench-input bench-train bench-speed lint clean
+.PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm lint clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,7 @@ data: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-input bench-train bench-speed
+bench: bench-input bench-train bench-speed bench-groupnorm
 
 bench-input: setup
 	$(PY) benchmarks/input_pipeline.py
@@ -42,6 +42,9 @@ bench-train: setup
 
 bench-speed: setup
 	$(PY) benchmarks/seed_speed.py
+
+bench-groupnorm: setup
+	$(PY) benchmarks/groupnorm_speed.py
 
 lint: setup
 	$(VENV)/bin/ruff check tfdet tests benchmarks models components pipeline

@@ -1,0 +1,60 @@
+"""GroupNorm in the seed's detector: tfdet's inference path against tf_keras's, in one run.
+
+    .venv/bin/python benchmarks/groupnorm_speed.py [--latency-runs 10]
+
+The seed config's SavedModel latency (benchmarks/seed_speed.py's measure: ``serving_images``, batch 1,
+a 512x512 JPEG, median of N calls) in float32 and mixed_bfloat16, once with
+tfdet.models.layers.GroupNormalization as shipped and once with its call replaced by tf_keras's.
+Writes benchmarks/results/groupnorm_speed.json.
+"""
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
+
+import tf_keras  # noqa: E402
+
+from benchmarks.seed_speed import latency  # noqa: E402
+from models.zoo import get_entry  # noqa: E402
+from tfdet.models import layers  # noqa: E402
+from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
+
+
+def keras_call(self, inputs, mask=None, training=None):
+    return tf_keras.layers.GroupNormalization.call(self, inputs, mask=mask)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency-runs", type=int, default=10)
+    args = parser.parse_args()
+    base = get_entry("retinanet_resnetv2_50_fpn_512").MODEL
+    shipped = layers.GroupNormalization.call
+    results = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        for name, call in (("tf_keras GroupNorm", keras_call), ("tfdet GroupNorm", shipped)):
+            layers.GroupNormalization.call = call
+            changes = {"mixed_precision": precision} if precision != "float32" else {}
+            model = OneStageModel(ConfigOneStage(**base, **changes)).build_model()
+            results[f"{precision}, {name}"] = round(latency(model, args.latency_runs), 3)
+            print(f"{precision:15s} {name:19s} {results[f'{precision}, {name}']:.3f} s/image", flush=True)
+    layers.GroupNormalization.call = shipped
+    out = {"model": "retinanet_resnetv2_50_fpn_512 (seed config)", "measure": "SavedModel serving_images, "
+           "batch 1, 512x512 JPEG, median seconds per image", "cores": os.cpu_count(), "results": results,
+           "speedup": {p: round(results[f"{p}, tf_keras GroupNorm"] / results[f"{p}, tfdet GroupNorm"], 2)
+                       for p in ("float32", "mixed_bfloat16")}}
+    print(json.dumps(out, indent=2))
+    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
+    with open(os.path.join(os.path.dirname(__file__), "results", "groupnorm_speed.json"), "w") as handle:
+        json.dump(out, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
