@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from components import span_registry
-from models.trainer import window_files
+from models.trainer import train, window_files
 
 WORKER = os.path.join(os.path.dirname(__file__), "mwms_worker.py")
 
@@ -69,3 +69,15 @@ def test_window_files_add_the_accepted_spans_before_the_newest(tmp_path):
     assert files == [os.path.join(uris[3], "Split-train", "*"), os.path.join(uris[2], "Split-train", "*")]
     assert [s["span"] for s in spans] == [3, 2]
     assert window_files(fn_args, {"window_spans": 1, "accepted_spans_dir": registry}) == (fn_args.train_files, [])
+
+
+@pytest.mark.timeout(300)
+def test_mirrored_training_on_one_machine_records_its_strategy(default_data, tmp_path):
+    """The Kubeflow default (mirrored over the pod's devices; here the one CPU) through train()."""
+    fn_args = types.SimpleNamespace(
+        train_files=[os.path.join(default_data, "train-*.tfrecord")], train_steps=2, transform_graph_path=None,
+        custom_config={"model_config": "tiny", "num_classes": 5, "batch_size": 2, "distribution": "mirrored"})
+    model, record = train(fn_args)
+    assert record["distribution"] == {"strategy": "MirroredStrategy", "replicas": 1}
+    assert int(model.optimizer.iterations.numpy()) == 2 and np.isfinite(record["loss"]).all()
+    assert record["train_files"] == fn_args.train_files and record["warm_started_from"] is None
