@@ -9,7 +9,6 @@ Writes benchmarks/results/groupnorm_speed.json.
 """
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -21,6 +20,7 @@ warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 
 import tf_keras  # noqa: E402
 
+from benchmarks.report import save  # noqa: E402
 from benchmarks.seed_speed import latency  # noqa: E402
 from models.zoo import get_entry  # noqa: E402
 from tfdet.models import layers  # noqa: E402
@@ -50,10 +50,7 @@ def main() -> None:
            "batch 1, 512x512 JPEG, median seconds per image", "cores": os.cpu_count(), "results": results,
            "speedup": {p: round(results[f"{p}, tf_keras GroupNorm"] / results[f"{p}, tfdet GroupNorm"], 2)
                        for p in ("float32", "mixed_bfloat16")}}
-    print(json.dumps(out, indent=2))
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "results", "groupnorm_speed.json"), "w") as handle:
-        json.dump(out, handle, indent=2)
+    save("groupnorm_speed.json", out)
 
 
 if __name__ == "__main__":

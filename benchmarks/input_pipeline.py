@@ -8,7 +8,6 @@ ColorJitter, and writes benchmarks/results/input_pipeline.json.
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -24,6 +23,7 @@ warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 import tensorflow as tf  # noqa: E402
 
 import tfdet  # noqa: E402,F401
+from benchmarks.report import save  # noqa: E402
 from tfdet.dataio.pipeline import pipeline  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
 
@@ -63,9 +63,7 @@ def main() -> None:
            "images": "default dataset span 1 train (320 JPEGs, 224-384 px)"}
     for name, value in results.items():
         print(f"{value:8.1f} img/s  {name}")
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "results", "input_pipeline.json"), "w") as handle:
-        json.dump(out, handle, indent=2)
+    save("input_pipeline.json", out, show=False)
 
 
 if __name__ == "__main__":

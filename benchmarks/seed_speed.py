@@ -12,7 +12,6 @@ Writes benchmarks/results/seed_speed.json.
 
 import argparse
 import io
-import json
 import os
 import statistics
 import sys
@@ -31,6 +30,7 @@ import tf_keras  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import tfdet  # noqa: E402,F401
+from benchmarks.report import save  # noqa: E402
 from models.zoo import get_entry  # noqa: E402
 from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
@@ -97,10 +97,7 @@ def main() -> None:
                                            / results["mixed_bfloat16"]["savedmodel_seconds_per_image"], 2),
            "bf16_speedup_training": round(results["mixed_bfloat16"]["train_images_per_second"]
                                           / results["float32"]["train_images_per_second"], 2)}
-    print(json.dumps(out, indent=2))
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "results", "seed_speed.json"), "w") as handle:
-        json.dump(out, handle, indent=2)
+    save("seed_speed.json", out)
 
 
 if __name__ == "__main__":

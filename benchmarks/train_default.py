@@ -22,6 +22,7 @@ warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 import tf_keras  # noqa: E402
 
 import tfdet  # noqa: E402,F401
+from benchmarks.report import save  # noqa: E402
 from models.zoo import get_entry  # noqa: E402
 from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
@@ -71,10 +72,7 @@ def main() -> None:
         "mAP@0.5_per_eval": {epoch: round(m["AP50"], 4) for epoch, m in coco.history.items()},
         "mixed_precision": args.mixed_precision, "params": model.count_params(),
     }
-    print(json.dumps(result, indent=2))
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "results", f"train_{args.config}.json"), "w") as handle:
-        json.dump(result, handle, indent=2)
+    save(f"train_{args.config}.json", result)
     model.save_weights(os.path.join(args.data, f"{args.config}_weights", "ckpt"))
 
 
