@@ -99,3 +99,17 @@ def test_two_replicas_of_the_same_image_update_like_one_device():
     # order and a few updates moved by up to 0.5%. The failure this guards against is a factor of 2.
     assert min(result["ratio"]) > 0.98 and max(result["ratio"]) < 1.02, result
     assert result["error"] < 0.05, result  # largest difference relative to the largest update
+
+
+def test_the_chief_is_the_chief_task_or_else_worker_zero():
+    SimpleClusterResolver = tf.distribute.cluster_resolver.SimpleClusterResolver  # noqa: N806
+
+    def strategy(cluster, task_type, task_id):
+        return type("Strategy", (), {"cluster_resolver": SimpleClusterResolver(
+            tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)})()
+
+    with_chief = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    assert is_chief(strategy(with_chief, "chief", 0))
+    assert not is_chief(strategy(with_chief, "worker", 0)) and not is_chief(strategy(with_chief, "worker", 1))
+    workers = {"worker": ["b:1", "c:1"]}
+    assert is_chief(strategy(workers, "worker", 0)) and not is_chief(strategy(workers, "worker", 1))
