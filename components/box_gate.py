@@ -42,8 +42,7 @@ def _schema_anomalies(anomalies_uri: str, split: str) -> dict:
 def _int_property(examples, name: str) -> int:
     """ExampleGen records span and version as custom properties (older TFX: as properties)."""
     if examples.has_custom_property(name):
-        value = examples.get_custom_property(name)
-        return int(value)
+        return int(examples.get_custom_property(name))
     return int(getattr(examples, name, 0) or 0)
 
 

@@ -46,6 +46,13 @@ def accepted(registry_dir: str) -> List[Dict]:
     return sorted(entries, key=lambda entry: entry["span"], reverse=True)
 
 
+def check_window(window_spans: int) -> int:
+    """Returns ``window_spans`` when it is a usable window size (>= 1)."""
+    if window_spans < 1:
+        raise ValueError(f"window_spans must be >= 1 (1 = the newest span only), got {window_spans}")
+    return window_spans
+
+
 def window(registry_dir: str, examples_uri: str, window_spans: int) -> List[Dict]:
     """The newest span (the Examples at ``examples_uri``) and the ``window_spans - 1`` accepted spans
     before it, newest first.
@@ -54,8 +61,7 @@ def window(registry_dir: str, examples_uri: str, window_spans: int) -> List[Dict
         ValueError: ``window_spans`` < 1, or ``examples_uri`` is not registered (it did not pass BoxGate).
         FileNotFoundError: a registered span's Examples were deleted.
     """
-    if window_spans < 1:
-        raise ValueError(f"window_spans must be >= 1 (1 = the newest span only), got {window_spans}")
+    check_window(window_spans)
     entries = accepted(registry_dir)
     uri = examples_uri.rstrip("/")
     current = [entry for entry in entries if entry["uri"] == uri]

@@ -16,10 +16,12 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tfx import v1 as tfx
 
+from components import span_registry
 from components.baseline_blessing import CompareWithBaseline
 from components.box_gate import BoxGate
 from components.schema import detection_schema
 from tfdet.dataio import features
+from tfdet.models.distribute import STRATEGIES
 
 COORDINATES_X_FIRST = [features.XMIN, features.YMIN, features.XMAX, features.YMAX]
 
@@ -109,10 +111,10 @@ def create_pipeline(
     ``trainer_resources`` (Kubeflow only: ``cpu``, ``memory_gb``, ``accelerator``, ``accelerator_count``)
     sizes the Trainer's pod; the local runner ignores it.
     """
-    if window_spans < 1:
-        raise ValueError(f"window_spans must be >= 1 (1 = the newest span only), got {window_spans}")
-    if distribution not in (None, "mirrored", "multi_worker"):
-        raise ValueError(f"distribution must be None, 'mirrored' or 'multi_worker', got {distribution!r}")
+    span_registry.check_window(window_spans)
+    named = [name for name in STRATEGIES if name != "default"]
+    if distribution is not None and distribution not in named:
+        raise ValueError(f"distribution must be None, {' or '.join(map(repr, named))}, got {distribution!r}")
     registry_dir = os.path.join(pipeline_root, "accepted_spans")
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root,
