@@ -85,6 +85,13 @@ def _print_report(report, output: str, prefix: str) -> None:
         print(f"  - {rejection.message}")
     if len(report.rejections) > 10:
         print(f"  ... {len(report.rejections) - 10} more")
+    for kind, found in (("image path", report.duplicate_images), ("source_id", report.duplicate_source_ids)):
+        if found:
+            first, indices = next(iter(found.items()))
+            print(f"  warning: {len(found)} {kind}(s) occur more than once (e.g. {first!r} in records "
+                  f"{', '.join(map(str, indices))}); all are listed in the report")
+    if report.replaced:
+        print(f"  replaced {len(report.replaced)} earlier file(s) of prefix {prefix!r}")
     print(f"report: {os.path.join(output, prefix + '-report.json')}")
 
 
@@ -112,6 +119,12 @@ def _convert(args: argparse.Namespace) -> int:
         num_classes=num_classes, label_map=label_map, on_error=args.on_error, num_workers=args.num_workers,
     )
     _print_report(report, args.output, args.prefix)
+    if report.written == 0:
+        reason = (f"all {report.records_seen} records were rejected" if report.records_seen
+                  else "the input has no records")
+        print(f"tfdet convert: error: nothing was written ({reason}); the shards in {args.output} are empty. "
+              f"Fix the input using the report above and convert again", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -137,11 +150,15 @@ def inspect_records(pattern: str, size: int = 512, batch_size: int = 4, label_ma
     import glob
 
     import numpy as np
+    import tensorflow as tf
 
     from tfdet.dataio.pipeline import pipeline
+    from tfdet.dataio.record_files import find_damaged_file
+    from tfdet.dataio.steps.source import InputReadRecordFiles
 
+    source = InputReadRecordFiles(pattern_file=pattern)
     steps = [
-        dict(name="InputReadRecordFiles", pattern_file=pattern),
+        source,
         dict(name="RandomResized", height=size, width=size, scale=(0.8, 1.0), ratio=(0.75, 1.3333333333333333)),
         dict(name="Normalize", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), p=1.0),
     ]
@@ -158,18 +175,22 @@ def inspect_records(pattern: str, size: int = 512, batch_size: int = 4, label_ma
     per_class: dict = {}
     first_shapes = None
     started = time.perf_counter()
-    for batch in dataset:
-        mask = batch["mask"].numpy()
-        labels = batch["labels"].numpy()[mask]
-        examples += mask.shape[0]
-        boxes += int(mask.sum())
-        empty += int((mask.sum(axis=1) == 0).sum())
-        for label, count in zip(*np.unique(labels, return_counts=True)):
-            per_class[int(label)] = per_class.get(int(label), 0) + int(count)
-        if first_shapes is None:
-            first_shapes = {k: list(v.shape) for k, v in batch.items()}
-            image = batch["image"].numpy()
-            first_shapes["image mean/std"] = [round(float(image.mean()), 3), round(float(image.std()), 3)]
+    try:
+        for batch in dataset:
+            mask = batch["mask"].numpy()
+            labels = batch["labels"].numpy()[mask]
+            examples += mask.shape[0]
+            boxes += int(mask.sum())
+            empty += int((mask.sum(axis=1) == 0).sum())
+            for label, count in zip(*np.unique(labels, return_counts=True)):
+                per_class[int(label)] = per_class.get(int(label), 0) + int(count)
+            if first_shapes is None:
+                first_shapes = {k: list(v.shape) for k, v in batch.items()}
+                image = batch["image"].numpy()
+                first_shapes["image mean/std"] = [round(float(image.mean()), 3), round(float(image.std()), 3)]
+    except tf.errors.DataLossError as error:
+        files = source.files()
+        raise find_damaged_file(files, source.compression(files)) or error from None
     seconds = time.perf_counter() - started
     return {
         "examples": examples, "boxes": boxes, "empty_images": empty,
@@ -195,11 +216,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     import tfdet  # noqa: F401  (selects tf_keras before TensorFlow loads)
     from tfdet.dataio.records import RecordError
+    from tfdet.dataio.workers import WorkerError
 
     handlers = {"convert": _convert, "generate": _generate, "inspect": _inspect}
     try:
         return handlers[args.command](args)
-    except (RecordError, FileNotFoundError, ValueError) as error:
+    except (RecordError, WorkerError, FileNotFoundError, ValueError) as error:
         print(f"tfdet {args.command}: error: {error}", file=sys.stderr)
         return 2
 

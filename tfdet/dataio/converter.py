@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import glob
 import json
-import multiprocessing
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -15,9 +14,11 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from tfdet.dataio.records import EncodedRecord, RecordError, encode_record
+from tfdet.dataio.workers import ordered_map
 
 LABEL_MAP_FILE = "label_map.json"
 _INLINE_BELOW = 32  # records; a process pool costs more than it saves below this
+_TEMP_SUFFIX = ".tmp"
 
 
 @dataclass
@@ -43,6 +44,9 @@ class ConversionReport:
     examples_per_shard: List[int] = field(default_factory=list)
     boxes_written: int = 0
     label_map: Dict[int, str] = field(default_factory=dict)
+    replaced: List[str] = field(default_factory=list)
+    duplicate_images: Dict[str, List[int]] = field(default_factory=dict)
+    duplicate_source_ids: Dict[str, List[int]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> Dict[str, Any]:
@@ -97,8 +101,36 @@ def _encode_or_error(item: Tuple[int, Any], num_classes: Optional[int], prefix: 
         return error
 
 
+def _describe(item: Tuple[int, Any]) -> str:
+    index, record = item
+    path = record.get("image_path") if isinstance(record, Mapping) else None
+    return f"record {index}" + (f" ({path})" if isinstance(path, str) else "")
+
+
 def _shard_paths(output_dir: str, prefix: str, num_shards: int) -> List[str]:
     return [os.path.join(output_dir, f"{prefix}-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)]
+
+
+def _files_of_prefix(output_dir: str, prefix: str) -> Tuple[List[str], List[str]]:
+    """(shards, temp files) of exactly this prefix: ``{prefix}-NNNNN-of-NNNNN.tfrecord[.tmp]``.
+
+    A glob such as ``train-*`` would also match another prefix (``train-hard``).
+    """
+    pattern = re.compile(rf"{re.escape(prefix)}-\d{{5}}-of-\d{{5}}\.tfrecord({re.escape(_TEMP_SUFFIX)})?")
+    shards, temps = [], []
+    for name in sorted(os.listdir(output_dir)):
+        match = pattern.fullmatch(name)
+        if match:
+            (temps if match.group(1) else shards).append(os.path.join(output_dir, name))
+    return shards, temps
+
+
+def _write_json(path: str, content: Any) -> None:
+    """Writes JSON through a temporary file and a rename: a reader never sees half a file."""
+    temp = path + _TEMP_SUFFIX
+    with open(temp, "w") as handle:
+        json.dump(content, handle, indent=2)
+    os.replace(temp, path)
 
 
 def _load_label_map(path: str) -> Dict[int, str]:
@@ -106,14 +138,6 @@ def _load_label_map(path: str) -> Dict[int, str]:
         return {}
     with open(path) as handle:
         return {int(k): v for k, v in json.load(handle).items()}
-
-
-def _encoded_stream(items: Iterable[Tuple[int, Any]], worker, num_workers: int, pool_holder: list):
-    if num_workers <= 1:
-        return map(worker, items)
-    pool = multiprocessing.get_context("fork").Pool(num_workers)
-    pool_holder.append(pool)
-    return pool.imap(worker, items, chunksize=4)
 
 
 def convert_dataset_to_tfrecord(
@@ -127,14 +151,22 @@ def convert_dataset_to_tfrecord(
     on_error: str = "raise",
     num_workers: Optional[int] = None,
     show_progress: bool = True,
+    worker_timeout: float = 600.0,
 ) -> ConversionReport:
     """Validates seed records and writes them as sharded TFRecords.
 
     Record ``i`` goes to shard ``i % num_shards`` of
     ``{output_dir}/{prefix}-XXXXX-of-YYYYY.tfrecord``, so the output depends
-    only on the input order. Files are written under temporary names and
-    renamed at the end: a failed conversion leaves no partial shards. Older
-    shards with the same prefix are replaced.
+    only on the input order (and not on the number of workers).
+
+    Guarantees: files are written under temporary names (``*.tfrecord.tmp``)
+    and renamed at the end, so a failed conversion leaves no shard behind;
+    temporary files left by an earlier, killed conversion of this prefix are
+    removed at the start; older shards of exactly this prefix are replaced
+    (and listed in the report's ``replaced``), while files of any other
+    prefix (``train-hard`` beside ``train``) are never touched. Bad records,
+    a worker that dies, raises something unexpected or hangs for longer than
+    ``worker_timeout`` end the conversion with an error: it never hangs.
 
     Besides the shards it writes ``{prefix}-report.json`` (the report below)
     and ``label_map.json`` (id -> name). An existing ``label_map.json`` in
@@ -152,26 +184,32 @@ def convert_dataset_to_tfrecord(
         label_map: known id -> name pairs the records must agree with.
         on_error: ``"raise"`` stops at the first bad record with a
             :class:`RecordError`; ``"skip"`` leaves it out and reports it.
-        num_workers: processes that read and check images; default: all cores.
+        num_workers: processes that read and check images; default: all
+            cores (one process below 32 records).
         show_progress: show a tqdm progress bar.
+        worker_timeout: seconds a worker may spend on a few records before
+            the conversion is stopped.
 
     Returns:
         The :class:`ConversionReport` (also written as JSON).
 
     Raises:
         RecordError: with ``on_error="raise"``, naming the first bad record.
+        WorkerError: a worker died, hung or failed unexpectedly (names the record).
         ValueError: for invalid arguments.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if not isinstance(num_shards, int) or num_shards < 1:
         raise ValueError(f"num_shards must be a positive integer, got {num_shards!r}")
+    if not re.fullmatch(r"[\w.][\w.-]*", prefix):
+        raise ValueError(f"prefix must be a plain file-name prefix (letters, digits, '_', '.', '-'), got {prefix!r}")
     started = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)
     label_map_path = os.path.join(output_dir, LABEL_MAP_FILE)
     labels = _LabelMap()
     for label_id, name in _load_label_map(label_map_path).items():
-        labels.add(label_id, name, f"{label_map_path} (delete it to start afresh)")
+        labels.add(label_id, name, f"{label_map_path}, the ids this folder's other splits use")
     for label_id, name in (label_map or {}).items():
         labels.add(int(label_id), name, "the label_map argument", image_path="the label_map argument")
 
@@ -182,13 +220,18 @@ def convert_dataset_to_tfrecord(
         num_workers = 1
     worker = partial(_encode_or_error, num_classes=num_classes, prefix=f"{prefix}-")
 
-    final_paths = _shard_paths(output_dir, prefix, num_shards)
-    temp_paths = [path + ".tmp" for path in final_paths]
-    writers = [tf.io.TFRecordWriter(path) for path in temp_paths]
     report = ConversionReport(examples_per_shard=[0] * num_shards)
-    pools: list = []
+    old_shards, stale_temps = _files_of_prefix(output_dir, prefix)
+    for path in stale_temps:  # left by a conversion that was killed
+        os.remove(path)
+    final_paths = _shard_paths(output_dir, prefix, num_shards)
+    temp_paths = [path + _TEMP_SUFFIX for path in final_paths]
+    writers = [tf.io.TFRecordWriter(path) for path in temp_paths]
+    images: Dict[str, List[int]] = {}
+    source_ids: Dict[str, List[int]] = {}
+    stream = ordered_map(worker, enumerate(dataset), num_workers=num_workers, timeout=worker_timeout,
+                         describe=_describe)
     try:
-        stream = _encoded_stream(enumerate(dataset), worker, num_workers, pools)
         for result in tqdm(stream, total=total, desc=f"convert {prefix}", unit="img", disable=not show_progress):
             report.records_seen += 1
             try:
@@ -202,6 +245,8 @@ def convert_dataset_to_tfrecord(
                 report.rejections.append(Rejection(error.index, error.image_path, error.code, str(error)))
                 report.rejected_by_reason[error.code] = report.rejected_by_reason.get(error.code, 0) + 1
                 continue
+            images.setdefault(result.image_path, []).append(result.index)
+            source_ids.setdefault(result.source_id, []).append(result.index)
             shard = result.index % num_shards
             writers[shard].write(result.serialized)
             report.examples_per_shard[shard] += 1
@@ -215,20 +260,20 @@ def convert_dataset_to_tfrecord(
                 os.remove(path)
         raise
     finally:
-        for pool in pools:
-            pool.terminate()
+        stream.close()
     for writer in writers:
         writer.close()
-    for stale in glob.glob(os.path.join(output_dir, f"{prefix}-*-of-*.tfrecord")):
+    for stale in old_shards:
         os.remove(stale)
     for temp, final in zip(temp_paths, final_paths):
         os.replace(temp, final)
 
     report.shards = final_paths
+    report.replaced = [os.path.basename(path) for path in old_shards + stale_temps]
+    report.duplicate_images = {k: v for k, v in images.items() if len(v) > 1}
+    report.duplicate_source_ids = {k: v for k, v in source_ids.items() if len(v) > 1}
     report.label_map = dict(sorted(labels.names.items()))
     report.seconds = round(time.perf_counter() - started, 3)
-    with open(label_map_path, "w") as handle:
-        json.dump({str(k): v for k, v in report.label_map.items()}, handle, indent=2)
-    with open(os.path.join(output_dir, f"{prefix}-report.json"), "w") as handle:
-        json.dump(report.to_dict(), handle, indent=2)
+    _write_json(label_map_path, {str(k): v for k, v in report.label_map.items()})
+    _write_json(os.path.join(output_dir, f"{prefix}-report.json"), report.to_dict())
     return report

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, List, Mapping, Optional, Tuple
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from tfdet.dataio import features
 
@@ -39,6 +39,11 @@ class RecordError(ValueError):
         where = f"record {index}" + (f" ({image_path})" if image_path else "")
         super().__init__(f"{where}: {detail}")
 
+    def __reduce__(self):
+        # The default reduction passes only the message to __init__, so the error could not cross a
+        # process boundary (the converter's workers send it back to the parent).
+        return type(self), (self.index, self.image_path, self.code, self.detail)
+
 
 @dataclass
 class EncodedRecord:
@@ -48,6 +53,7 @@ class EncodedRecord:
     image_path: str
     serialized: bytes
     labels: List[Tuple[int, str]]
+    source_id: str
 
 
 def _fail(index: int, path: Optional[str], code: str, detail: str) -> RecordError:
@@ -113,6 +119,9 @@ def _read_image(index: int, path: str) -> Tuple[bytes, str, int, int]:
                 buffer = io.BytesIO()
                 image.convert("RGB").save(buffer, format="PNG")
                 data, image_format = buffer.getvalue(), "png"
+    except UnidentifiedImageError:
+        raise _fail(index, path, "undecodable_image",
+                    "the file is not a decodable image (not a format Pillow recognises)") from None
     except Exception as error:  # Pillow raises many types for corrupt data
         raise _fail(index, path, "undecodable_image",
                     f"the file is not a decodable image ({type(error).__name__}: {error})") from None
@@ -124,7 +133,11 @@ def _check_box(index: int, path: str, j: int, box: Any, height: int, width: int)
         isinstance(v, Real) and not isinstance(v, bool) for v in box
     ):
         raise _fail(index, path, "malformed_record", f"box {j} is {box!r}; expected 4 numbers ({_BOX_HINT})")
-    y_min, x_min, y_max, x_max = (float(v) for v in box)
+    try:
+        y_min, x_min, y_max, x_max = (float(v) for v in box)
+    except OverflowError:  # an integer such as 10**400 has no float
+        raise _fail(index, path, "box_not_finite",
+                    f"box {j} has a coordinate too large for a float; boxes are pixel coordinates") from None
     shown = f"box {j} [{y_min:g}, {x_min:g}, {y_max:g}, {x_max:g}]"
     if not all(math.isfinite(v) for v in (y_min, x_min, y_max, x_max)):
         raise _fail(index, path, "box_not_finite", f"{shown} has a NaN or infinite coordinate")
@@ -171,4 +184,4 @@ def encode_record(index: int, record: Any, num_classes: Optional[int], source_pr
         label_ids=[label_id for label_id, _ in checked_labels],
         label_names=[name for _, name in checked_labels],
     )
-    return EncodedRecord(index, path, example.SerializeToString(deterministic=True), checked_labels)
+    return EncodedRecord(index, path, example.SerializeToString(deterministic=True), checked_labels, source_id)

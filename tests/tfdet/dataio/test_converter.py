@@ -172,7 +172,8 @@ def test_eval_split_is_checked_against_the_train_label_map(tmp_path, image_facto
     a = image_factory("a.png", 10, 10)
     out = str(tmp_path / "span")
     convert_dataset_to_tfrecord([record(a, [(0, 0, 5, 5)], [(0, "cat")])], 1, out, prefix="train")
-    with pytest.raises(RecordError, match=r"'dog' here but 'cat' in .*label_map.json \(delete it to start afresh\)"):
+    with pytest.raises(RecordError, match=r"'dog' here but 'cat' in .*label_map.json, the ids this folder's other "
+                                          r"splits use; one id must have one name"):
         convert_dataset_to_tfrecord([record(a, [(0, 0, 5, 5)], [(0, "dog")])], 1, out, prefix="eval")
 
 

@@ -120,6 +120,8 @@ def test_cli_voc_conversion_and_error_exit(tmp_path, voc_root, capsys):
     records.write_text(json.dumps({"image_path": str(tmp_path / "gone.jpg"), "bboxes": [], "labels": []}) + "\n")
     assert main(["convert", "records", "--input", str(records), "--output", out]) == 2
     assert "tfdet convert: error: record 0 (" in capsys.readouterr().err
-    assert main(["convert", "records", "--input", str(records), "--output", out, "--on-error", "skip"]) == 0
-    printed = capsys.readouterr().out
-    assert "records seen 1: written 0, rejected 1" in printed and "rejected     1  missing_file" in printed
+    assert main(["convert", "records", "--input", str(records), "--output", out, "--on-error", "skip"]) == 1
+    printed = capsys.readouterr()
+    assert "records seen 1: written 0, rejected 1" in printed.out and "rejected     1  missing_file" in printed.out
+    assert printed.err.endswith(f"tfdet convert: error: nothing was written (all 1 records were rejected); the shards in "
+                           f"{out} are empty. Fix the input using the report above and convert again\n")

@@ -7,6 +7,7 @@ from typing import Optional
 import tensorflow as tf
 
 from tfdet.dataio import features
+from tfdet.dataio.record_files import check_record_file, is_local
 from tfdet.dataio.steps.base import DatasetStep, Example, SourceStep
 from tfdet.registry import PIPELINE_STEPS
 
@@ -31,6 +32,10 @@ class InputReadRecordFiles(SourceStep):
             (one part per worker in distributed training): whole files when
             there are at least ``num_shards`` files, otherwise every
             ``num_shards``-th record, taken before shuffling.
+        check_files: before reading, walk the record headers of local,
+            uncompressed files (one small read per record), so that a
+            cut-short file is named instead of failing mid-training with
+            ``DataLossError: truncated record``.
 
     Output keys: ``image`` float32 [H, W, 3] in [0, 1], ``bboxes`` [N, 4]
     y-first normalised, ``labels`` int32 [N], ``mask`` bool [N],
@@ -48,10 +53,11 @@ class InputReadRecordFiles(SourceStep):
         cycle_length: Optional[int] = None,
         num_shards: int = 1,
         shard_index: int = 0,
+        check_files: bool = True,
     ) -> None:
         self._remember(pattern_file=pattern_file, compression_type=compression_type, shuffle=shuffle,
                        shuffle_buffer=shuffle_buffer, repeat=repeat, seed=seed, cycle_length=cycle_length,
-                       num_shards=num_shards, shard_index=shard_index)
+                       num_shards=num_shards, shard_index=shard_index, check_files=check_files)
         if not 0 <= shard_index < num_shards:
             raise ValueError(f"shard_index must be in [0, num_shards={num_shards}), got {shard_index}")
         if compression_type not in ("auto", "", "GZIP", "ZLIB"):
@@ -65,6 +71,7 @@ class InputReadRecordFiles(SourceStep):
         self.cycle_length = cycle_length
         self.num_shards = num_shards
         self.shard_index = shard_index
+        self.check_files = check_files
 
     def files(self):
         """The matched files, sorted; raises FileNotFoundError when none match."""
@@ -76,11 +83,18 @@ class InputReadRecordFiles(SourceStep):
             )
         return found
 
+    def compression(self, files) -> str:
+        """The compression type the files are read with."""
+        if self.compression_type == "auto":
+            return "GZIP" if all(path.endswith(".gz") for path in files) else ""
+        return self.compression_type
+
     def dataset(self) -> tf.data.Dataset:
         files = self.files()
-        compression = self.compression_type
-        if compression == "auto":
-            compression = "GZIP" if all(path.endswith(".gz") for path in files) else ""
+        compression = self.compression(files)
+        if self.check_files and not compression:
+            for path in filter(is_local, files):
+                check_record_file(path)
         shard_records = self.num_shards > 1 and len(files) < self.num_shards
         if self.num_shards > 1 and not shard_records:
             files = files[self.shard_index::self.num_shards]
