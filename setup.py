@@ -29,6 +29,8 @@ setup(
         "numpy>=1.23,<2",
         "pillow>=9",
         "pycocotools>=2.0.7",
+        "safetensors>=0.4",  # weights without pickle
+        "h5py>=3",  # Keras .h5 weights
         "tqdm>=4.60",
     ],
     extras_require={

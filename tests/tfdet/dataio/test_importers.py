@@ -123,5 +123,6 @@ def test_cli_voc_conversion_and_error_exit(tmp_path, voc_root, capsys):
     assert main(["convert", "records", "--input", str(records), "--output", out, "--on-error", "skip"]) == 1
     printed = capsys.readouterr()
     assert "records seen 1: written 0, rejected 1" in printed.out and "rejected     1  missing_file" in printed.out
-    assert printed.err.endswith(f"tfdet convert: error: nothing was written (all 1 records were rejected); the shards in "
-                           f"{out} are empty. Fix the input using the report above and convert again\n")
+    assert printed.err.endswith(f"tfdet convert: error: nothing was written (all 1 records were rejected); the "
+                                f"shards in {out} are empty. Fix the input using the report above and convert "
+                                f"again\n")

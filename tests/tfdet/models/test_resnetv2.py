@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tfdet.models.layers import StdConv2D
 from tfdet.registry import BACKBONES
+from tfdet.weights import CheckpointError
 
 
 def tiny(**kwargs):
@@ -58,7 +59,7 @@ def test_timm_keys_cover_every_variable_and_round_trip():
     other.load_timm_state_dict(state_dict)
     x = tf.random.uniform([1, 64, 64, 3], seed=2)
     np.testing.assert_allclose(backbone(x).numpy(), other(x).numpy(), atol=1e-5)
-    with pytest.raises(KeyError, match="timm state_dict lacks 1 backbone keys"):
+    with pytest.raises(CheckpointError, match="timm state_dict: lacks 1 weight.s. the backbone needs: norm.bias"):
         tiny().load_timm_state_dict({k: v for k, v in state_dict.items() if k != "norm.bias"})
 
 

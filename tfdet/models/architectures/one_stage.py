@@ -92,7 +92,8 @@ class OneStageModel(tf_keras.Model):
         config: a :class:`ConfigOneStage` or the dict of its fields.
     """
 
-    def __init__(self, config: Union[ConfigOneStage, Dict[str, Any]], **kwargs) -> None:
+    def __init__(self, config: Union[ConfigOneStage, Dict[str, Any]], load_pretrained: bool = True,
+                 **kwargs) -> None:
         super().__init__(name=kwargs.pop("name", "one_stage"), **kwargs)
         self.config = config if isinstance(config, ConfigOneStage) else ConfigOneStage(**config)
         with _dtype_policy(self.config.mixed_precision):
@@ -101,6 +102,23 @@ class OneStageModel(tf_keras.Model):
             self.head = HEADS.build(self.config.head)
         self.preprocessor = Preprocessor(*self.config.input_size, self.config.mean, self.config.std)
         self.trackers = {name: tf_keras.metrics.Mean(name=name) for name in ("loss", "loss_cls", "loss_bbox")}
+        if load_pretrained and getattr(self.backbone, "init_cfg", None):
+            self._load_pretrained_backbone()
+
+    def _load_pretrained_backbone(self) -> None:
+        """Loads the backbone's ``init_cfg`` weights now (eagerly: ``fit`` would build inside a trace)."""
+        from tfdet.weights.loading import init_backbone
+
+        with _dtype_policy(self.config.mixed_precision):
+            checkpoint = init_backbone(self.backbone)
+        mean, std = checkpoint.metadata.get("mean"), checkpoint.metadata.get("std")
+        if mean and std and not (np.allclose(mean, self.config.mean, rtol=1e-3)
+                                 and np.allclose(std, self.config.std, rtol=1e-3)):
+            raise ValueError(f"the backbone weights {checkpoint.source} expect inputs normalised with "
+                             f"mean={[round(v, 6) for v in mean]}, std={[round(v, 6) for v in std]} (RGB, [0, 1] "
+                             f"units) but the model config has mean={list(self.config.mean)}, "
+                             f"std={list(self.config.std)}; set the config's mean and std (and the training "
+                             f"pipeline's Normalize step) to the weights' values")
 
     @property
     def num_classes(self) -> int:
@@ -256,4 +274,5 @@ class OneStageModel(tf_keras.Model):
 
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects=None) -> OneStageModel:
-        return cls(ConfigOneStage(**config["config"]))
+        """Rebuilds the architecture; pretrained weights are not fetched again (the caller sets the weights)."""
+        return cls(ConfigOneStage(**config["config"]), load_pretrained=False)

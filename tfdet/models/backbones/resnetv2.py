@@ -9,7 +9,7 @@ convert one to one (PyTorch OIHW kernels -> HWIO by ``transpose(2, 3, 1, 0)``).
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -66,6 +66,9 @@ class ResNetV2(tf_keras.layers.Layer):
             classification weights (global-pool size and eval crop), kept in
             ``default_cfg`` for weight conversion; detection does not use them.
         groups: GroupNorm groups (32 as BiT; smaller for narrow models).
+        init_cfg: ``dict(name="Pretrained", checkpoint=...)``: weights loaded by
+            :meth:`init_weights`, e.g. ``checkpoint="timm:resnetv2_50x1_bit.goog_in21k"``
+            (see :mod:`tfdet.weights`).
 
     Calling it returns the final feature map (stride 32, after the final
     GroupNorm + ReLU); ``return_features=True`` returns the list of stage
@@ -73,15 +76,18 @@ class ResNetV2(tf_keras.layers.Layer):
     C5 is normalised, as in timm.
     """
 
+    weights_architecture = "resnetv2"
+
     def __init__(self, input_size: Sequence[int] = (512, 512), nb_blocks: Sequence[int] = (3, 4, 6, 3),
                  width_factor: float = 1, pool_size: int = 7, crop_pct: float = 1.0, groups: int = 32,
-                 **kwargs) -> None:
+                 init_cfg: Optional[Mapping[str, Any]] = None, **kwargs) -> None:
         super().__init__(name=kwargs.pop("name", "backbone"), **kwargs)
         if len(nb_blocks) != 4:
             raise ValueError(f"resnetv2: nb_blocks needs 4 stages, got {tuple(nb_blocks)}")
         self.input_size = tuple(int(v) for v in input_size)
         self.nb_blocks = tuple(int(v) for v in nb_blocks)
         self.width_factor, self.pool_size, self.crop_pct, self.groups = width_factor, pool_size, crop_pct, groups
+        self.init_cfg = dict(init_cfg) if init_cfg else None
         stem_channels = int(round(64 * width_factor))
         stage_channels = [int(round(c * width_factor)) for c in (256, 512, 1024, 2048)]
         for channels in [stem_channels, *stage_channels, *[c // 4 for c in stage_channels]]:
@@ -124,47 +130,49 @@ class ResNetV2(tf_keras.layers.Layer):
             features.append(self.norm(x) if i == len(self.stages) - 1 else x)
         return features if return_features else features[-1]
 
-    def timm_variables(self) -> Dict[str, Tuple[tf.Variable, bool]]:
-        """timm state_dict key -> (variable, is_conv_kernel). Build the layer first."""
-        mapping: Dict[str, Tuple[tf.Variable, bool]] = {"stem.conv.weight": (self.stem_conv.kernel, True)}
+    def torch_variables(self) -> Dict[str, Tuple[tf.Variable, str]]:
+        """timm ``state_dict`` key -> (variable, layout: ``"conv"`` OIHW there / HWIO here, or ``"vector"``).
+        Build the layer first."""
+        mapping: Dict[str, Tuple[tf.Variable, str]] = {"stem.conv.weight": (self.stem_conv.kernel, "conv")}
         norms = [self.norm]
         for stage in self.stages:
             for block in stage:
                 for conv in (block.conv1, block.conv2, block.conv3, block.downsample):
                     if conv is not None:
-                        mapping[f"{conv.name}.weight"] = (conv.kernel, True)
+                        mapping[f"{conv.name}.weight"] = (conv.kernel, "conv")
                 norms += [block.norm1, block.norm2, block.norm3]
         for norm in norms:
-            mapping[f"{norm.name}.weight"] = (norm.norm.gamma, False)
-            mapping[f"{norm.name}.bias"] = (norm.norm.beta, False)
+            mapping[f"{norm.name}.weight"] = (norm.norm.gamma, "vector")
+            mapping[f"{norm.name}.bias"] = (norm.norm.beta, "vector")
         return mapping
 
-    def load_timm_state_dict(self, state_dict: Dict[str, np.ndarray], strict: bool = True) -> List[str]:
+    def timm_variables(self) -> Dict[str, Tuple[tf.Variable, bool]]:
+        """timm state_dict key -> (variable, is_conv_kernel). Build the layer first."""
+        return {key: (variable, layout == "conv") for key, (variable, layout) in self.torch_variables().items()}
+
+    def load_timm_state_dict(self, state_dict: Dict[str, np.ndarray]) -> List[str]:
         """Loads timm ResNetV2 weights (numpy arrays, PyTorch layouts); returns the keys not used.
+
+        Every key and shape is checked before any variable changes (see
+        :func:`tfdet.weights.load_state_dict`).
 
         Args:
             state_dict: e.g. ``{k: v.numpy() for k, v in timm_model.state_dict().items()}``.
-            strict: raise when a backbone key is missing or a shape differs.
         """
-        if not self.built:
-            self(self.dummy_inputs)
-        targets = self.timm_variables()
-        missing = [key for key in targets if key not in state_dict]
-        if strict and missing:
-            raise KeyError(f"timm state_dict lacks {len(missing)} backbone keys, e.g. {missing[:3]}")
-        for key, (variable, is_kernel) in targets.items():
-            if key not in state_dict:
-                continue
-            value = np.asarray(state_dict[key])
-            if is_kernel:
-                value = value.transpose(2, 3, 1, 0)
-            if tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(f"{key}: shape {value.shape} does not fit {variable.name} {tuple(variable.shape)}")
-            variable.assign(value)
-        return sorted(set(state_dict) - set(targets))
+        from tfdet.weights.loading import build, load_state_dict
+
+        build(self)
+        return load_state_dict(self, state_dict, "timm state_dict")
+
+    def init_weights(self) -> None:
+        """Builds the variables and loads ``init_cfg``'s checkpoint (nothing to do without one)."""
+        from tfdet.weights.loading import init_backbone
+
+        init_backbone(self)
 
     def get_config(self) -> dict:
         config = super().get_config()
         config.update({"input_size": self.input_size, "nb_blocks": self.nb_blocks, "width_factor": self.width_factor,
-                       "pool_size": self.pool_size, "crop_pct": self.crop_pct, "groups": self.groups})
+                       "pool_size": self.pool_size, "crop_pct": self.crop_pct, "groups": self.groups,
+                       "init_cfg": self.init_cfg})
         return config
