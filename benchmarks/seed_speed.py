@@ -31,11 +31,11 @@ from PIL import Image  # noqa: E402
 
 import tfdet  # noqa: E402,F401
 from benchmarks.report import save  # noqa: E402
-from models.zoo import get_entry  # noqa: E402
 from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
 from tfdet.export import export_saved_model  # noqa: E402
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
+from tfdet.zoo import get_entry  # noqa: E402
 
 
 def jpeg_512() -> bytes:

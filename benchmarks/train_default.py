@@ -23,12 +23,12 @@ import tf_keras  # noqa: E402
 
 import tfdet  # noqa: E402,F401
 from benchmarks.report import save  # noqa: E402
-from models.zoo import get_entry  # noqa: E402
 from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
 from tfdet.evaluation import eval_dataset, evaluate_coco  # noqa: E402
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
 from tfdet.models.callbacks import CocoEvaluation  # noqa: E402
+from tfdet.zoo import get_entry  # noqa: E402
 
 
 def main() -> None:

@@ -1,1 +1,4 @@
-"""Model code the TFX components load: the model zoo (configs), and later the Trainer's run_fn."""
+"""Model code the TFX components load: the Trainer's run_fn and Transform's preprocessing_fn.
+
+Model configs come from tfdet.zoo.
+"""

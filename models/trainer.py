@@ -20,11 +20,13 @@ import tf_keras
 from absl import logging
 
 from models.transform import dataset_statistics
-from models.zoo import get_entry
 from tfdet.dataio.pipeline import pipeline, training_batches
 from tfdet.export import export_saved_model
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
 from tfdet.models.distribute import distributed_batches, get_strategy, is_chief, strategy_name
+from tfdet.training import build_optimizer
+from tfdet.weights.detector import restore_detector
+from tfdet.zoo import get_entry, model_config
 
 HISTORY_FILE = "training_history.json"
 
@@ -37,14 +39,14 @@ def latest_version(serving_dir: str):
     return os.path.join(serving_dir, max(versions, key=int)) if versions else None
 
 
-def warm_start(model: OneStageModel, saved_model_dir: str) -> None:
-    """Restores the weights of an exported tfdet SavedModel into ``model`` (same architecture).
+def warm_start(model: OneStageModel, saved_model_dir: str) -> List[str]:
+    """Restores the weights of an exported tfdet SavedModel into ``model``; returns the re-initialised
+    head layers (the class logits, when the class count changed).
 
     Export folds weight standardisation into the kernels; standardising a standardised kernel gives it
     back, so the restored model computes the same function.
     """
-    status = tf.train.Checkpoint(model=model).read(os.path.join(saved_model_dir, "variables", "variables"))
-    status.assert_existing_objects_matched()
+    return restore_detector(model, saved_model_dir).reinitialised
 
 
 def _first_example(patterns) -> bytes:
@@ -77,9 +79,8 @@ def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
     custom: Dict[str, Any] = dict(fn_args.custom_config or {})
     strategy = strategy or get_strategy(custom.get("distribution"))
     entry = get_entry(custom.get("model_config", "cpu_small"))
-    model_config = dict(entry.MODEL)
-    num_classes = int(custom.get("num_classes", model_config["head"]["num_classes"]))
-    model_config["head"] = dict(model_config["head"], num_classes=num_classes)
+    config = model_config(custom.get("model_config", "cpu_small"), num_classes=custom.get("num_classes"))
+    num_classes = int(config["head"]["num_classes"])
     files, spans = window_files(fn_args, custom)
 
     stats = {}
@@ -90,20 +91,20 @@ def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
             raise ValueError(f"the data has {len(stats['class_vocabulary'])} class names "
                              f"{stats['class_vocabulary']} but the model has num_classes={num_classes}")
 
-    batch_size = int(custom.get("batch_size", entry.TRAIN["batch_size"]))
+    recipe = dict(entry.TRAIN)
+    batch_size = int(custom.get("batch_size") or recipe["batch_size"])
     steps = int(fn_args.train_steps)
-    learning_rate = float(custom.get("learning_rate", entry.TRAIN["learning_rate"]))
+    if custom.get("learning_rate") is not None:
+        recipe["learning_rate"] = float(custom["learning_rate"])
     warm_started = latest_version(custom.get("warm_start_dir"))
+    reinitialised: List[str] = []
     with strategy.scope():
-        model = OneStageModel(ConfigOneStage(**model_config)).build_model()
+        # a warm start replaces every weight anyway: do not fetch pretrained backbone weights first
+        model = OneStageModel(ConfigOneStage(**config), load_pretrained=not warm_started).build_model()
         if warm_started:
-            warm_start(model, warm_started)
-            logging.info("warm start from %s", warm_started)
-        warmup = 0 if warm_started else min(100, steps // 10)
-        schedule = tf_keras.optimizers.schedules.CosineDecay(
-            learning_rate if warmup == 0 else 0.0, decay_steps=steps,
-            warmup_target=learning_rate if warmup else None, warmup_steps=warmup)
-        model.compile(optimizer=tf_keras.optimizers.Adam(schedule, global_clipnorm=10.0))
+            reinitialised = warm_start(model, warm_started)
+            logging.info("warm start from %s (re-initialised: %s)", warm_started, reinitialised or "nothing")
+        model.compile(optimizer=build_optimizer(recipe, steps, warmup=not warm_started))
 
     def make_dataset(num_shards: int, shard_index: int, per_replica_batch: int) -> tf.data.Dataset:
         train_steps = entry.train_steps(",".join(files))
@@ -116,7 +117,8 @@ def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
                         callbacks=list(callbacks))
     record = {"loss": history.history["loss"], "loss_cls": history.history["loss_cls"],
               "loss_bbox": history.history["loss_bbox"], "steps": steps, "batch_size": batch_size,
-              "warm_started_from": warm_started, "dataset_statistics": stats,
+              "warm_started_from": warm_started, "reinitialised_on_warm_start": reinitialised,
+              "dataset_statistics": stats,
               "train_spans": [{"span": e["span"], "uri": e["uri"]} for e in spans], "train_files": files,
               "distribution": {"strategy": strategy_name(strategy), "replicas": strategy.num_replicas_in_sync},
               "model_config": model.config.to_dict()}

@@ -21,11 +21,12 @@ METADATA_PATH = os.path.join(OUTPUT_ROOT, "metadata", PIPELINE_NAME, "metadata.d
 SERVING_MODEL_DIR = os.path.join(OUTPUT_ROOT, "serving_model", PIPELINE_NAME)
 
 # Model and training.
-MODEL_CONFIG = "cpu_small"  # a models.zoo entry
+MODEL_CONFIG = "cpu_small"  # a tfdet.zoo entry (tfdet.list_models())
 NUM_CLASSES = 5
-TRAIN_STEPS = 1500
-BATCH_SIZE = 8
-LEARNING_RATE = 1e-3
+# Training steps, batch size and learning rate: None takes the zoo entry's recipe (its TRAIN dict).
+TRAIN_STEPS = None
+BATCH_SIZE = None
+LEARNING_RATE = None
 # Rolling window: train on the newest span and the WINDOW_SPANS - 1 spans before it that passed BoxGate
 # (1 = the newest span only). Older spans come from the accepted-span registry BoxGate keeps under
 # <pipeline root>/accepted_spans (see components/span_registry.py).

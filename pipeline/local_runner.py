@@ -27,10 +27,12 @@ from pipeline import configs  # noqa: E402
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=configs.DATA_ROOT, help="folder of span-<N>/ TFRecord folders")
-    parser.add_argument("--model-config", default=configs.MODEL_CONFIG, help="a models.zoo entry")
+    parser.add_argument("--model-config", default=configs.MODEL_CONFIG, help="a tfdet.zoo model (tfdet.list_models())")
     parser.add_argument("--num-classes", type=int, default=configs.NUM_CLASSES)
-    parser.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
-    parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
+    parser.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS, help="default: the model's recipe")
+    parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE, help="default: the model's recipe")
+    parser.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE,
+                        help="default: the model's recipe")
     parser.add_argument("--min-map50", type=float, default=configs.MIN_MAP50, help="blessing threshold")
     parser.add_argument("--max-map50-drop", type=float, default=configs.MAX_MAP50_DROP,
                         help="largest mAP50 loss against the blessed baseline that still blesses")
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         configs.PIPELINE_NAME, pipeline_root, args.data_root, serving_dir,
         train_pattern=configs.TRAIN_PATTERN, eval_pattern=configs.EVAL_PATTERN, model_config=args.model_config,
         num_classes=args.num_classes, train_steps=args.train_steps, batch_size=args.batch_size,
-        learning_rate=configs.LEARNING_RATE, min_map50=args.min_map50, max_map50_drop=args.max_map50_drop,
+        learning_rate=args.learning_rate, min_map50=args.min_map50, max_map50_drop=args.max_map50_drop,
         max_detections=configs.MAX_DETECTIONS, window_spans=args.window_spans,
         distribution=None if args.distribution == "none" else args.distribution,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),

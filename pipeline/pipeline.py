@@ -83,6 +83,16 @@ def resource_spec(cpu: float = 0, memory_gb: float = 0, accelerator: Optional[st
     return spec
 
 
+def recipe_steps(model_config: str) -> int:
+    """The zoo entry's training steps (its ``TRAIN["steps"]``)."""
+    from tfdet.zoo import train_recipe
+
+    recipe = train_recipe(model_config)
+    if "steps" not in recipe:
+        raise ValueError(f"zoo model {model_config!r} has no 'steps' in its TRAIN recipe; pass train_steps")
+    return int(recipe["steps"])
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
@@ -93,9 +103,9 @@ def create_pipeline(
     eval_pattern: str = "span-{SPAN}/eval-*.tfrecord",
     model_config: str = "cpu_small",
     num_classes: int = 5,
-    train_steps: int = 1500,
-    batch_size: int = 8,
-    learning_rate: float = 1e-3,
+    train_steps: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    learning_rate: Optional[float] = None,
     min_map50: float = 0.5,
     max_map50_drop: float = 0.01,
     max_detections: int = 100,
@@ -109,7 +119,8 @@ def create_pipeline(
     """The tfdet pipeline; see pipeline/configs.py for what each argument means.
 
     ``trainer_resources`` (Kubeflow only: ``cpu``, ``memory_gb``, ``accelerator``, ``accelerator_count``)
-    sizes the Trainer's pod; the local runner ignores it.
+    sizes the Trainer's pod; the local runner ignores it. ``train_steps``, ``batch_size`` and
+    ``learning_rate`` default to the zoo entry's recipe.
     """
     span_registry.check_window(window_spans)
     named = [name for name in STRATEGIES if name != "default"]
@@ -135,7 +146,7 @@ def create_pipeline(
         run_fn="models.trainer.run_fn",
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
-        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=train_steps),
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=train_steps or recipe_steps(model_config)),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
         custom_config={"model_config": model_config, "num_classes": num_classes, "batch_size": batch_size,
                        "learning_rate": learning_rate, "warm_start_dir": serving_model_dir,

@@ -10,3 +10,17 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
+
+
+def create_model(*args, **kwargs):
+    """Builds a zoo detector by name; see :func:`tfdet.zoo.create_model`."""
+    from tfdet.zoo import create_model as create
+
+    return create(*args, **kwargs)
+
+
+def list_models(pattern: str = "*"):
+    """The zoo's model names matching ``pattern``; see :func:`tfdet.zoo.list_models`."""
+    from tfdet.zoo import list_models as names
+
+    return names(pattern)

@@ -5,6 +5,8 @@
     tfdet convert records --input records.jsonl --output data/mine/span-1 --prefix train
     tfdet generate --root data            # the embedded default dataset
     tfdet inspect "data/default/span-1/train-*.tfrecord"
+    tfdet weights fetch keras:resnet50_imagenet   # download (sha256-checked), convert once, cache
+    tfdet weights convert resnet50.h5 resnet50.safetensors
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--size", type=int, default=512, help="RandomResized output size")
     inspect.add_argument("--batch-size", type=int, default=4)
     inspect.add_argument("--label-map", default=None, help="label_map.json (default: beside the files)")
+
+    weights = commands.add_parser("weights", help="pretrained weights: list, fetch, convert")
+    actions = weights.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="the named weights and the cache folder")
+    fetch = actions.add_parser("fetch", help="download, verify (sha256), convert and cache named weights")
+    fetch.add_argument("names", nargs="+", help="keras:resnet50_imagenet, timm:<model>, torchvision:resnet50")
+    convert_weights = actions.add_parser("convert", help="a local checkpoint -> safetensors in tfdet's layout")
+    convert_weights.add_argument("source", help=".h5, TF.js folder, .npz or .safetensors")
+    convert_weights.add_argument("output", help="the .safetensors file to write")
     return parser
 
 
@@ -211,6 +222,29 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(args: argparse.Namespace) -> int:
+    from tfdet.weights import NAMED, cache_dir, load_checkpoint, save_checkpoint
+
+    if args.action == "list":
+        for name, entry in NAMED.items():
+            print(f"keras:{name:24s} {entry.description}")
+        print("timm:<model>                   a timm model's safetensors from the Hugging Face hub (online)")
+        print("torchvision:resnet18..152      torchvision's ImageNet weights (timm:resnet<N>.tv_in1k)")
+        print(f"cache: {cache_dir()} (set TFDET_HOME to move it)")
+        return 0
+    if args.action == "fetch":
+        for name in args.names:
+            spec = name if ":" in name else f"keras:{name}"
+            checkpoint = load_checkpoint(spec)
+            described = {k: checkpoint.metadata[k] for k in ("architecture", "depth", "style") if k in checkpoint.metadata}
+            print(f"{spec}: {len(checkpoint.state_dict)} tensors {described}")
+        return 0
+    checkpoint = load_checkpoint(args.source)
+    save_checkpoint(checkpoint, args.output)
+    print(f"{args.output}: {len(checkpoint.state_dict)} tensors, metadata {sorted(checkpoint.metadata)}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``tfdet`` command."""
     args = _parser().parse_args(argv)
@@ -218,10 +252,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tfdet.dataio.records import RecordError
     from tfdet.dataio.workers import WorkerError
 
-    handlers = {"convert": _convert, "generate": _generate, "inspect": _inspect}
+    from tfdet.weights import FetchError
+
+    handlers = {"convert": _convert, "generate": _generate, "inspect": _inspect, "weights": _weights}
     try:
         return handlers[args.command](args)
-    except (RecordError, WorkerError, FileNotFoundError, ValueError) as error:
+    except (RecordError, WorkerError, FetchError, FileNotFoundError, ValueError) as error:
         print(f"tfdet {args.command}: error: {error}", file=sys.stderr)
         return 2
 

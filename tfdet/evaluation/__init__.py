@@ -1,5 +1,13 @@
 """COCO evaluation through pycocotools."""
 
-from tfdet.evaluation.coco import COCO_METRIC_NAMES, coco_metrics, eval_dataset, evaluate_coco
+from tfdet.evaluation.coco import (
+    COCO_METRIC_NAMES,
+    average_precision,
+    coco_metrics,
+    collect_detections,
+    eval_dataset,
+    evaluate_coco,
+)
 
-__all__ = ["COCO_METRIC_NAMES", "coco_metrics", "evaluate_coco", "eval_dataset"]
+__all__ = ["COCO_METRIC_NAMES", "average_precision", "coco_metrics", "collect_detections", "evaluate_coco",
+           "eval_dataset"]

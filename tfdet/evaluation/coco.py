@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +21,50 @@ COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "
 def _xywh(box: Sequence[float]) -> List[float]:
     ymin, xmin, ymax, xmax = (float(v) for v in box)
     return [xmin, ymin, xmax - xmin, ymax - ymin]
+
+
+def _coco_ground_truth(ground_truth: Sequence[Mapping[str, Any]], names: Mapping[int, str]) -> COCO:
+    images, annotations = [], []
+    for image in ground_truth:
+        images.append({"id": int(image["image_id"]), "height": int(image["height"]), "width": int(image["width"])})
+        for box, label in zip(image["boxes"], image["labels"]):
+            xywh = _xywh(box)
+            annotations.append({"id": len(annotations) + 1, "image_id": int(image["image_id"]),
+                                "category_id": int(label), "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": 0})
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": annotations,
+                  "categories": [{"id": i, "name": n} for i, n in names.items()]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt
+
+
+def _results(detections: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    return [{"image_id": int(image["image_id"]), "category_id": int(label), "bbox": _xywh(box), "score": float(score)}
+            for image in detections for box, score, label in zip(image["boxes"], image["scores"], image["classes"])]
+
+
+def _evaluate(gt: COCO, results: List[Dict[str, Any]], iou_thresholds: Optional[Sequence[float]] = None,
+              summarize: bool = True) -> COCOeval:
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator = COCOeval(gt, gt.loadRes(results), iouType="bbox")
+        if iou_thresholds is not None:
+            evaluator.params.iouThrs = np.asarray(iou_thresholds, np.float64)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        if summarize:
+            evaluator.summarize()
+    return evaluator
+
+
+def _per_class(evaluator: COCOeval, names: Mapping[int, str], threshold: Optional[int] = None) -> Dict[str, float]:
+    precision = evaluator.eval["precision"]  # [T, R, K, A, M]
+    per_class = {}
+    for k, category in enumerate(evaluator.params.catIds):
+        values = precision[:, :, k, 0, -1] if threshold is None else precision[threshold, :, k, 0, -1]
+        if np.any(values > -1):
+            per_class[names[category]] = float(np.mean(values[values > -1]))
+    return per_class
 
 
 def coco_metrics(ground_truth: Sequence[Mapping[str, Any]], detections: Sequence[Mapping[str, Any]],
@@ -41,42 +85,40 @@ def coco_metrics(ground_truth: Sequence[Mapping[str, Any]], detections: Sequence
         and ``num_images``, ``num_detections``.
     """
     names = {i: (label_map or {}).get(i, str(i)) for i in range(num_classes)}
-    images, annotations = [], []
-    for image in ground_truth:
-        images.append({"id": int(image["image_id"]), "height": int(image["height"]), "width": int(image["width"])})
-        for box, label in zip(image["boxes"], image["labels"]):
-            xywh = _xywh(box)
-            annotations.append({"id": len(annotations) + 1, "image_id": int(image["image_id"]),
-                                "category_id": int(label), "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": 0})
-    results = [
-        {"image_id": int(image["image_id"]), "category_id": int(label), "bbox": _xywh(box), "score": float(score)}
-        for image in detections for box, score, label in zip(image["boxes"], image["scores"], image["classes"])
-    ]
-    gt = COCO()
-    gt.dataset = {"images": images, "annotations": annotations,
-                  "categories": [{"id": i, "name": n} for i, n in names.items()]}
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-    out: Dict[str, Any] = {"num_images": len(images), "num_detections": len(results)}
-    if not results or not annotations:
-        out.update({name: (0.0 if annotations else -1.0) for name in COCO_METRIC_NAMES})
+    gt = _coco_ground_truth(ground_truth, names)
+    results = _results(detections)
+    out: Dict[str, Any] = {"num_images": len(ground_truth), "num_detections": len(results)}
+    if not results or not gt.dataset["annotations"]:
+        out.update({name: (0.0 if gt.dataset["annotations"] else -1.0) for name in COCO_METRIC_NAMES})
         out["per_class_AP"] = {}
         return out
-    with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(results)
-        evaluator = COCOeval(gt, dt, iouType="bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
+    evaluator = _evaluate(gt, results)
     out.update({name: float(value) for name, value in zip(COCO_METRIC_NAMES, evaluator.stats)})
-    precision = evaluator.eval["precision"]  # [T, R, K, A, M]
-    per_class = {}
-    for k, category in enumerate(evaluator.params.catIds):
-        values = precision[:, :, k, 0, -1]
-        if np.any(values > -1):
-            per_class[names[category]] = float(np.mean(values[values > -1]))
-    out["per_class_AP"] = per_class
+    out["per_class_AP"] = _per_class(evaluator, names)
     return out
+
+
+def average_precision(ground_truth: Sequence[Mapping[str, Any]], detections: Sequence[Mapping[str, Any]],
+                      num_classes: int, iou_threshold: float, label_map: Optional[Mapping[int, str]] = None,
+                      ) -> Dict[str, Any]:
+    """Mean AP over classes at one IoU threshold (e.g. 0.4, the convention of tree-crown papers), by pycocotools.
+
+    COCO's 101-point interpolation, all areas, 100 detections per image; classes without ground truth
+    are left out of the mean, as COCO does.
+
+    Returns:
+        ``{"AP": mean AP, "per_class_AP": {name: AP}, "recall": mean of the classes' final recall}``.
+    """
+    names = {i: (label_map or {}).get(i, str(i)) for i in range(num_classes)}
+    gt = _coco_ground_truth(ground_truth, names)
+    results = _results(detections)
+    if not results or not gt.dataset["annotations"]:
+        return {"AP": 0.0 if gt.dataset["annotations"] else -1.0, "per_class_AP": {}, "recall": 0.0}
+    evaluator = _evaluate(gt, results, iou_thresholds=[iou_threshold], summarize=False)
+    per_class = _per_class(evaluator, names, threshold=0)
+    recall = evaluator.eval["recall"][0, :, 0, -1]  # [K]
+    return {"AP": float(np.mean(list(per_class.values()))) if per_class else -1.0, "per_class_AP": per_class,
+            "recall": float(np.mean(recall[recall > -1])) if np.any(recall > -1) else -1.0}
 
 
 def eval_dataset(pattern_file: str, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float],
@@ -88,21 +130,11 @@ def eval_dataset(pattern_file: str, input_size: Sequence[int], mean: Sequence[fl
     return pipeline(steps, deterministic=True).padded_batch(batch_size)
 
 
-def evaluate_coco(model, dataset: tf.data.Dataset, label_map: Optional[Mapping[int, str]] = None,
-                  output_json: Optional[str] = None, **test_overrides: Any) -> Dict[str, Any]:
-    """Runs ``model`` over a batched evaluation dataset and computes COCO metrics.
+def collect_detections(model, dataset: tf.data.Dataset, **test_overrides: Any
+                       ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """Runs ``model`` over a batched evaluation dataset; returns (ground truth, detections) in original pixels.
 
-    Args:
-        model: a :class:`~tfdet.models.architectures.one_stage.OneStageModel`.
-        dataset: batches as :func:`eval_dataset` makes them (with ``image_window``
-            and ``original_size``, so boxes are compared in original pixels).
-        label_map: id -> name for per-class results.
-        output_json: write the detections here in COCO results format
-            (``image_id`` = running index, ``category_id`` = 0-based label id).
-        **test_overrides: test_cfg overrides, e.g. ``score_thr=0.01``.
-
-    Returns:
-        See :func:`coco_metrics`.
+    Both are lists with one dict per image, in :func:`coco_metrics`' format (``image_id`` = running index).
     """
     detect = model.detect_function(**test_overrides)
     ground_truth, detections = [], []
@@ -125,6 +157,26 @@ def evaluate_coco(model, dataset: tf.data.Dataset, label_map: Optional[Mapping[i
             count = int(counts[i])
             detections.append({"image_id": image_id, "boxes": dt_boxes[i, :count] * scale,
                                "scores": scores[i, :count], "classes": classes[i, :count]})
+    return ground_truth, detections
+
+
+def evaluate_coco(model, dataset: tf.data.Dataset, label_map: Optional[Mapping[int, str]] = None,
+                  output_json: Optional[str] = None, **test_overrides: Any) -> Dict[str, Any]:
+    """Runs ``model`` over a batched evaluation dataset and computes COCO metrics.
+
+    Args:
+        model: a :class:`~tfdet.models.architectures.one_stage.OneStageModel`.
+        dataset: batches as :func:`eval_dataset` makes them (with ``image_window``
+            and ``original_size``, so boxes are compared in original pixels).
+        label_map: id -> name for per-class results.
+        output_json: write the detections here in COCO results format
+            (``image_id`` = running index, ``category_id`` = 0-based label id).
+        **test_overrides: test_cfg overrides, e.g. ``score_thr=0.01``.
+
+    Returns:
+        See :func:`coco_metrics`.
+    """
+    ground_truth, detections = collect_detections(model, dataset, **test_overrides)
     if output_json:
         with open(output_json, "w") as handle:
             json.dump([{"image_id": d["image_id"], "category_id": int(c), "bbox": [round(v, 2) for v in _xywh(b)],

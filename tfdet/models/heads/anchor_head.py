@@ -51,6 +51,8 @@ class AnchorHead(tf_keras.layers.Layer):
             speeds up training from scratch).
     """
 
+    class_dependent_layers = ("retina_cls",)  # re-initialised when a checkpoint has another class count
+
     def __init__(self, num_classes: int, anchor_config: Mapping[str, Any],
                  assigner: Mapping[str, Any] = None, sampler: Mapping[str, Any] = None,
                  bbox_encode: Mapping[str, Any] = None, act_cfg: Any = "relu",

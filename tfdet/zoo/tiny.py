@@ -16,7 +16,7 @@ MODEL = dict(
     std=STD,
 )
 
-TRAIN = dict(batch_size=4, epochs=5, learning_rate=2e-3)
+TRAIN = dict(batch_size=4, epochs=5, steps=100, optimizer="adam", learning_rate=2e-3)
 
 
 def train_steps(pattern: str) -> list:

@@ -35,7 +35,7 @@ MODEL = dict(
 )
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TRAIN = dict(batch_size=4, epochs=12, learning_rate=1e-4)
+TRAIN = dict(batch_size=4, epochs=12, steps=20000, optimizer="adam", learning_rate=1e-4)
 
 
 def train_steps(pattern: str) -> list:

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdet.export import export_saved_model
+from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
+from tfdet.weights import CheckpointError
+from tfdet.weights.detector import restore_detector
+
+
+def build(config):
+    return OneStageModel(ConfigOneStage(**config)).build_model()
+
+
+def perturb(model, seed=0):
+    rng = np.random.RandomState(seed)
+    model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in model.get_weights()])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("root_conftest", os.path.join(os.path.dirname(__file__), "..", "..",
+                                                                               "conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = build(module.tiny_model_config(num_classes=5))
+    perturb(model)
+    folder = tmp_path_factory.mktemp("served")
+    export_saved_model(model, str(folder / "1"))
+    model.save_weights(str(folder / "ckpt" / "weights"))
+    return model, str(folder), module.tiny_model_config
+
+
+@pytest.mark.parametrize("source", ["1", "ckpt/weights"])
+def test_same_classes_restore_everything(trained, source):
+    model, folder, config = trained
+    fresh = build(config(num_classes=5))
+    report = restore_detector(fresh, f"{folder}/{source}")
+    assert report.reinitialised == []
+    x = tf.random.uniform([1, 128, 128, 3], seed=1)
+    for a, b in zip(tf.nest.flatten(model(x)), tf.nest.flatten(fresh(x))):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_another_class_count_keeps_all_but_the_class_logits(trained):
+    model, folder, config = trained
+    fresh = build(config(num_classes=3))
+    initial_logits = [w.numpy() for w in fresh.head.retina_cls.weights]
+    report = restore_detector(fresh, f"{folder}/1")
+    assert report.reinitialised == ["retina_cls"]
+    for kept, restored in ((model.head.retina_reg, fresh.head.retina_reg), (model.neck, fresh.neck),
+                           (model.head.cls_convs[0], fresh.head.cls_convs[0])):
+        for a, b in zip(kept.weights, restored.weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    for before, after in zip(initial_logits, fresh.head.retina_cls.weights):
+        np.testing.assert_array_equal(before, after.numpy())  # left as initialised (prior bias)
+    x = tf.random.uniform([1, 128, 128, 3], seed=2)
+    features, again = model.backbone(x, return_features=True), fresh.backbone(x, return_features=True)
+    for a, b in zip(features, again):  # the export folded weight standardisation: equal up to rounding
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_a_different_architecture_is_named(trained):
+    _, folder, config = trained
+    wider = config(num_classes=5, feat_channels=48)
+    with pytest.raises(CheckpointError, match=r"head layer 'cls_convs' differs: 0/kernel has shape \(3, 3, 32, 32\) "
+                                              r"there but \(3, 3, 32, 48\) here; only the class-dependent layers "
+                                              r"\('retina_cls',\) may differ"):
+        restore_detector(build(wider), f"{folder}/1")
+    with pytest.raises(CheckpointError, match="neither a SavedModel directory, a checkpoint prefix nor a folder"):
+        restore_detector(build(config()), f"{folder}/nothing-here")

@@ -1,0 +1,56 @@
+import pytest
+import tf_keras
+
+import tfdet
+from tfdet.dataio.pipeline import build_steps
+from tfdet.models.architectures.one_stage import ConfigOneStage
+from tfdet.registry import RegistryError
+from tfdet.training import build_optimizer
+from tfdet.zoo import ENTRIES, get_entry, model_config, train_recipe
+
+
+def test_list_models_filters_by_pattern():
+    assert tfdet.list_models() == sorted(ENTRIES)
+    assert tfdet.list_models("retinanet_resnet50*") == ["retinanet_resnet50_fpn", "retinanet_resnet50_fpn_cpu"]
+    with pytest.raises(RegistryError, match="unknown model 'cpu_smal'. Did you mean 'cpu_small'?"):
+        get_entry("cpu_smal")
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_every_entry_is_a_valid_config_pipeline_and_recipe(name):
+    entry = get_entry(name)
+    config = ConfigOneStage(**model_config(name, pretrained=False))
+    assert "init_cfg" not in config.backbone
+    steps = build_steps(entry.train_steps("data/*.tfrecord"))
+    normalize = [s for s in steps if type(s).__name__ == "Normalize"][-1]
+    assert tuple(normalize.mean) == tuple(config.mean) and tuple(normalize.std) == tuple(config.std)
+    optimizer = build_optimizer(train_recipe(name), 100)
+    assert isinstance(optimizer, tf_keras.optimizers.Optimizer)
+
+
+def test_overrides_change_nested_keys_without_touching_the_entry():
+    config = model_config("cpu_small", num_classes=3, **{"backbone.width_factor": 0.5},
+                          head=dict(stacked_convs=1, norm_cfg=dict(groups=8)), mixed_precision="mixed_bfloat16")
+    assert config["head"]["num_classes"] == 3 and config["head"]["stacked_convs"] == 1
+    assert config["head"]["norm_cfg"] == {"name": "GN", "groups": 8}  # merged, not replaced
+    assert config["backbone"]["width_factor"] == 0.5 and config["mixed_precision"] == "mixed_bfloat16"
+    assert get_entry("cpu_small").MODEL["head"]["num_classes"] == 5
+    with pytest.raises(KeyError, match="override 'bakbone.depth': the config has no section 'bakbone'; sections: "
+                                       "backbone, neck, head"):
+        model_config("cpu_small", **{"bakbone.depth": 18})
+
+
+def test_pretrained_selects_the_backbone_weights():
+    assert model_config("retinanet_resnet50_fpn_cpu")["backbone"]["init_cfg"]["checkpoint"] == "keras:resnet50_imagenet"
+    assert "init_cfg" not in model_config("retinanet_resnet50_fpn_cpu", pretrained=False)["backbone"]
+    chosen = model_config("retinanet_resnet50_fpn", pretrained="weights/r50.safetensors")
+    assert chosen["backbone"]["init_cfg"] == {"name": "Pretrained", "checkpoint": "weights/r50.safetensors"}
+    with pytest.raises(ValueError, match="zoo model 'cpu_small' has no pretrained weights; pass "
+                                         "pretrained='<checkpoint>' or choose one of retinanet_resnet50_fpn, "
+                                         "retinanet_resnet50_fpn_cpu"):
+        model_config("cpu_small", pretrained=True)
+
+
+def test_create_model_builds_the_detector():
+    model = tfdet.create_model("tiny", num_classes=3, **{"head.feat_channels": 16})
+    assert model.built and model.num_classes == 3 and model.head.feat_channels == 16
