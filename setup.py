@@ -31,6 +31,7 @@ setup(
         "pycocotools>=2.0.7",
         "safetensors>=0.4",  # weights without pickle
         "h5py>=3",  # Keras .h5 weights
+        "defusedxml>=0.7",  # VOC XML without entity expansion
         "tqdm>=4.60",
     ],
     extras_require={

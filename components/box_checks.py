@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from typing import Dict, Iterable, List, Optional
 
 import tensorflow as tf
-from PIL import Image
 
 from tfdet.dataio import features
+from tfdet.dataio.image_format import decode_image, inspect_image
 
 PROBLEMS = {
     "image_missing": "no image/encoded bytes",
-    "image_undecodable": "image/encoded does not decode",
+    "image_undecodable": "image/encoded is not a whole JPEG or PNG that TensorFlow decodes (WebP, TIFF, corrupt, "
+                         "cut short)",
     "count_mismatch": "the four bbox coordinate lists and the labels differ in length",
     "box_not_finite": "a coordinate is NaN or infinite",
     "box_out_of_range": "a coordinate lies outside [0, 1]",
     "box_inverted": "a box has ymin >= ymax or xmin >= xmax",
     "label_out_of_range": "a label is outside [0, num_classes)",
 }
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def _decode(data: tf.Tensor) -> tf.Tensor:
+    checked = inspect_image(data, max_pixels=2**62)  # training images may be large; serving has its own limit
+    return tf.cond(checked["ok"], lambda: tf.shape(decode_image(data, checked["orientation"]))[0] > 0,
+                   lambda: tf.constant(False))
+
+
+def decodes(data: bytes) -> bool:
+    """Whether the model's own decoding (the same TensorFlow ops as training and serving) accepts ``data``."""
+    try:
+        return bool(_decode(tf.constant(data)))
+    except tf.errors.OpError:
+        return False
 
 
 def _floats(feature_map, key: str) -> List[float]:
@@ -38,12 +53,8 @@ def check_features(feature_map, num_classes: int, decode_image: bool = True) -> 
     encoded = feature_map[features.ENCODED].bytes_list.value if features.ENCODED in feature_map else []
     if not encoded or not encoded[0]:
         problems.append("image_missing")
-    elif decode_image:
-        try:
-            with Image.open(io.BytesIO(encoded[0])) as image:
-                image.load()
-        except Exception:  # Pillow raises many types for corrupt data
-            problems.append("image_undecodable")
+    elif decode_image and not decodes(encoded[0]):
+        problems.append("image_undecodable")
     columns = [_floats(feature_map, key) for key in features.BOX_KEYS]
     labels = list(feature_map[features.LABEL].int64_list.value) if features.LABEL in feature_map else []
     if len({len(c) for c in columns} | {len(labels)}) > 1:
@@ -86,11 +97,18 @@ def scan_split(files: Iterable[str], split: str, num_classes: int, report: Dict,
             report["offending"].append({"split": split, "index": index, "source_id": _source_id(feature_map),
                                         "problems": problems})
     report["examples_checked"][split] = checked
+    if not checked:
+        report["empty_splits"].append(split)
 
 
 def new_report(num_classes: int) -> Dict:
     return {"num_classes": num_classes, "examples_checked": {}, "bad_examples": 0, "problems": {}, "offending": [],
-            "schema_anomalies": {}, "passed": True}
+            "schema_anomalies": {}, "empty_splits": [], "passed": True}
+
+
+def passed(report: Dict) -> bool:
+    """Whether the data may be trained on: no bad example, no schema anomaly, no empty split."""
+    return not report["bad_examples"] and not report["schema_anomalies"] and not report["empty_splits"]
 
 
 def split_files(examples_uri: str, split: str) -> List[str]:
@@ -101,6 +119,9 @@ def split_files(examples_uri: str, split: str) -> List[str]:
 def failure_message(report: Dict, report_path: Optional[str] = None) -> str:
     """A person-readable reason to stop the pipeline, naming the offending examples."""
     lines = []
+    for split in report.get("empty_splits", []):
+        lines.append(f"Split {split!r} has no examples: its files are empty or missing (a conversion that rejected "
+                     f"every record? tfdet convert exits with status 1 then).")
     if report["bad_examples"]:
         total = sum(report["examples_checked"].values())
         counts = ", ".join(f"{code} {n} ({PROBLEMS[code]})" for code, n in sorted(report["problems"].items()))

@@ -3,7 +3,8 @@
 ExampleValidator only records anomalies; later components run regardless.
 BoxGate reads those anomalies and checks every example's geometry (ymin <
 ymax, xmin < xmax, coordinates in [0, 1] and finite, equal counts of the
-four coordinates and the labels, labels in range, the image decodes). It
+four coordinates and the labels, labels in range, the image decodes with the model's own
+TensorFlow ops) and that no split is empty. It
 writes a report artifact (``report.json``: counts per problem, the ids of
 the offending examples, the schema anomalies) and fails -- so that the
 Trainer, which runs after it, never trains on bad data. As TFX deletes a failed execution's
@@ -65,7 +66,7 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
         split_anomalies = _schema_anomalies(anomalies.uri, split)
         if split_anomalies:
             findings["schema_anomalies"][split] = split_anomalies
-    findings["passed"] = not findings["bad_examples"] and not findings["schema_anomalies"]
+    findings["passed"] = box_checks.passed(findings)
     path = os.path.join(report.uri, "report.json")
     tf.io.gfile.makedirs(report.uri)
     with tf.io.gfile.GFile(path, "w") as handle:

@@ -52,7 +52,10 @@ def warm_start(model: OneStageModel, saved_model_dir: str) -> List[str]:
 def _first_example(patterns) -> bytes:
     files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
     compression = "GZIP" if all(f.endswith(".gz") for f in files) else ""
-    return next(iter(tf.data.TFRecordDataset(files[:1], compression_type=compression))).numpy()
+    first = next(iter(tf.data.TFRecordDataset(files, compression_type=compression)), None)
+    if first is None:
+        raise ValueError(f"no training examples in {list(patterns)}; the gate should have stopped this span")
+    return first.numpy()
 
 
 def window_files(fn_args, custom: Dict[str, Any]) -> Tuple[List[str], List[Dict]]:

@@ -42,11 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     coco.add_argument("--annotations", required=True)
     coco.add_argument("--images", required=True, help="directory of the images")
     coco.add_argument("--include-crowd", action="store_true")
+    coco.add_argument("--allow-outside-images", action="store_true",
+                      help="accept file_names outside --images (trusted annotations only)")
     voc = sources.add_parser("voc", help="a Pascal VOC folder (Annotations/, JPEGImages/)")
     voc.add_argument("--root", required=True)
     voc.add_argument("--split", default=None, help="ImageSets/Main/<split>.txt; default: every XML")
-    voc.add_argument("--classes", default=None, help="comma-separated class names in id order; 'voc' for VOC's 20")
+    voc.add_argument("--classes", default=None,
+                     help="comma-separated class names in id order; 'voc' for VOC's 20; default: the ids of "
+                          "label_map.json in --output (written by an earlier split), else the sorted names found")
     voc.add_argument("--exclude-difficult", action="store_true")
+    voc.add_argument("--allow-outside-images", action="store_true",
+                     help="accept <filename>s outside JPEGImages/ (trusted annotations only)")
     records = sources.add_parser("records", help="seed records as a JSON list or JSON lines")
     records.add_argument("--input", required=True)
     records.add_argument("--num-classes", type=int, default=None)
@@ -106,6 +112,20 @@ def _print_report(report, output: str, prefix: str) -> None:
     print(f"report: {os.path.join(output, prefix + '-report.json')}")
 
 
+def _existing_classes(output: str) -> Optional[List[str]]:
+    """The class names of ``output/label_map.json`` in id order (None without one), so that a second split
+    gets the ids the first one got; ids must run 0..n-1."""
+    path = os.path.join(output, "label_map.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        label_map = {int(k): v for k, v in json.load(handle).items()}
+    if sorted(label_map) != list(range(len(label_map))):
+        raise ValueError(f"{path} has ids {sorted(label_map)}, not 0..{len(label_map) - 1}; pass --classes")
+    print(f"classes from {path}: {', '.join(label_map[i] for i in range(len(label_map)))}")
+    return [label_map[i] for i in range(len(label_map))]
+
+
 def _convert(args: argparse.Namespace) -> int:
     from tfdet.dataio.converter import convert_dataset_to_tfrecord
     from tfdet.dataio.importers import load_coco_records, load_voc_records
@@ -113,13 +133,20 @@ def _convert(args: argparse.Namespace) -> int:
 
     label_map, num_classes = None, None
     if args.source == "coco":
-        records, label_map, summary = load_coco_records(args.annotations, args.images, args.include_crowd)
+        records, label_map, summary = load_coco_records(args.annotations, args.images, args.include_crowd,
+                                                        args.allow_outside_images)
         print(f"COCO: {summary.images} images, {summary.boxes} boxes, left out {summary.skipped_boxes or 'none'}")
+        if summary.skipped_ids.get("no_image"):
+            print(f"  {len(summary.skipped_ids['no_image'])} annotation(s) name an image_id the file does not list: "
+                  f"{', '.join(summary.skipped_ids['no_image'][:10])}")
     elif args.source == "voc":
         classes = None
         if args.classes:
             classes = VOC_CLASSES if args.classes == "voc" else [c.strip() for c in args.classes.split(",")]
-        records, label_map, summary = load_voc_records(args.root, args.split, classes, not args.exclude_difficult)
+        else:
+            classes = _existing_classes(args.output)
+        records, label_map, summary = load_voc_records(args.root, args.split, classes, not args.exclude_difficult,
+                                                       allow_outside=args.allow_outside_images)
         print(f"VOC: {summary.images} images, {summary.boxes} boxes, left out {summary.skipped_boxes or 'none'}")
     else:
         records, num_classes = _read_records(args.input), args.num_classes

@@ -57,3 +57,32 @@ def test_scan_reports_offenders_by_split_index_and_source_id(tmp_path):
                               "xmin >= xmax), label_out_of_range 1 (a label is outside [0, num_classes)).")
     assert "First offenders: train#1 (source_id 'img-7': box_inverted)" in message
     assert message.endswith("Full report: /r/report.json")
+
+
+def test_images_the_model_cannot_decode_are_caught_with_its_own_ops():
+    def encoded(image_format, **options):
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buffer, format=image_format, **options)
+        return buffer.getvalue()
+
+    jpeg = encoded("JPEG")
+    # Pillow opens all of these; TensorFlow (training, serving) does not
+    for data in (encoded("WEBP"), encoded("TIFF"), jpeg[: len(jpeg) - 40]):
+        assert check_example(example(encoded=data), 3) == ["image_undecodable"]
+    assert check_example(example(encoded=jpeg), 3) == []
+
+
+def test_an_empty_split_fails_the_gate(tmp_path):
+    import tensorflow as tf
+
+    from components.box_checks import passed
+
+    path = str(tmp_path / "empty.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP"):
+        pass
+    report = new_report(num_classes=3)
+    scan_split([path], "train", 3, report)
+    assert report["empty_splits"] == ["train"] and not passed(report)
+    assert failure_message(report).startswith(
+        "Split 'train' has no examples: its files are empty or missing (a conversion that rejected every record? "
+        "tfdet convert exits with status 1 then).")

@@ -47,6 +47,7 @@ class ConversionReport:
     replaced: List[str] = field(default_factory=list)
     duplicate_images: Dict[str, List[int]] = field(default_factory=dict)
     duplicate_source_ids: Dict[str, List[int]] = field(default_factory=dict)
+    reoriented: List[int] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> Dict[str, Any]:
@@ -245,6 +246,8 @@ def convert_dataset_to_tfrecord(
                 report.rejections.append(Rejection(error.index, error.image_path, error.code, str(error)))
                 report.rejected_by_reason[error.code] = report.rejected_by_reason.get(error.code, 0) + 1
                 continue
+            if result.reoriented:
+                report.reoriented.append(result.index)
             images.setdefault(result.image_path, []).append(result.index)
             source_ids.setdefault(result.source_id, []).append(result.index)
             shard = result.index % num_shards

@@ -11,6 +11,8 @@ from typing import Dict, Sequence
 
 import tensorflow as tf
 
+from tfdet.dataio.image_format import decode_image
+
 ENCODED = "image/encoded"
 FORMAT = "image/format"
 HEIGHT = "image/height"
@@ -98,14 +100,14 @@ def decode_example(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Parses and decodes one serialized tf.Example into the pipeline's dict.
 
     Returns:
-        ``image`` float32 [H, W, 3] in [0, 1]; ``bboxes`` float32 [N, 4]
+        ``image`` float32 [H, W, 3] in [0, 1], upright by its EXIF orientation
+        (see :mod:`tfdet.dataio.image_format`); ``bboxes`` float32 [N, 4]
         (ymin, xmin, ymax, xmax) normalised; ``labels`` int32 [N]; ``mask``
         bool [N] (all true); ``image_id`` string; ``original_size`` int32 [2]
         (height, width of the stored image).
     """
     parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
-    image = tf.io.decode_image(parsed[ENCODED], channels=3, expand_animations=False)
-    image = tf.image.convert_image_dtype(image, tf.float32)
+    image = tf.image.convert_image_dtype(decode_image(parsed[ENCODED]), tf.float32)
     boxes = tf.stack([tf.sparse.to_dense(parsed[key]) for key in BOX_KEYS], axis=-1)
     labels = tf.cast(tf.sparse.to_dense(parsed[LABEL]), tf.int32)
     return {

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, List, Mapping, Optional, Tuple
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfdet.dataio import features
 
@@ -54,6 +54,7 @@ class EncodedRecord:
     serialized: bytes
     labels: List[Tuple[int, str]]
     source_id: str
+    reoriented: bool = False
 
 
 def _fail(index: int, path: Optional[str], code: str, detail: str) -> RecordError:
@@ -100,7 +101,21 @@ def _check_labels(index: int, path: str, labels: list, num_classes: Optional[int
     return checked
 
 
-def _read_image(index: int, path: str) -> Tuple[bytes, str, int, int]:
+def _upright(image: Image.Image, image_format: str) -> Optional[bytes]:
+    """The image re-encoded upright when its EXIF orientation turns or mirrors it (None when it does not)."""
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation not in range(2, 9):
+        return None
+    buffer = io.BytesIO()
+    upright = ImageOps.exif_transpose(image).convert("RGB")
+    if image_format == "jpeg":
+        upright.save(buffer, format="JPEG", quality=95)
+    else:
+        upright.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _read_image(index: int, path: str) -> Tuple[bytes, str, int, int, bool]:
     if not os.path.exists(path):
         raise _fail(index, path, "missing_file", "image file does not exist; check image_path")
     if os.path.isdir(path):
@@ -110,22 +125,28 @@ def _read_image(index: int, path: str) -> Tuple[bytes, str, int, int]:
             data = handle.read()
     except OSError as error:
         raise _fail(index, path, "unreadable_file", f"cannot read the image file: {error}") from None
+    reoriented = False
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # a full decode catches truncated files
-            image_format, (width, height) = (image.format or "").lower(), image.size
+            image_format = (image.format or "").lower()
             if image_format not in ("jpeg", "png"):
                 # Keep the pipeline to the two formats TF decodes everywhere.
                 buffer = io.BytesIO()
                 image.convert("RGB").save(buffer, format="PNG")
                 data, image_format = buffer.getvalue(), "png"
+            upright = _upright(image, image_format)
+            if upright is not None:  # boxes are drawn on the displayed (upright) picture
+                data, reoriented = upright, True
+                image = Image.open(io.BytesIO(data))
+            width, height = image.size
     except UnidentifiedImageError:
         raise _fail(index, path, "undecodable_image",
                     "the file is not a decodable image (not a format Pillow recognises)") from None
     except Exception as error:  # Pillow raises many types for corrupt data
         raise _fail(index, path, "undecodable_image",
                     f"the file is not a decodable image ({type(error).__name__}: {error})") from None
-    return data, image_format, height, width
+    return data, image_format, height, width, reoriented
 
 
 def _check_box(index: int, path: str, j: int, box: Any, height: int, width: int) -> List[float]:
@@ -166,7 +187,7 @@ def encode_record(index: int, record: Any, num_classes: Optional[int], source_pr
     """
     path, bboxes, labels = _check_structure(index, record)
     checked_labels = _check_labels(index, path, labels, num_classes)
-    data, image_format, height, width = _read_image(index, path)
+    data, image_format, height, width, reoriented = _read_image(index, path)
     boxes = [_check_box(index, path, j, box, height, width) for j, box in enumerate(bboxes)]
     if bboxes and max(height, width) > 2 and all(max(box) <= 1.0 for box in bboxes):
         raise _fail(index, path, "box_looks_normalised",
@@ -184,4 +205,5 @@ def encode_record(index: int, record: Any, num_classes: Optional[int], source_pr
         label_ids=[label_id for label_id, _ in checked_labels],
         label_names=[name for _, name in checked_labels],
     )
-    return EncodedRecord(index, path, example.SerializeToString(deterministic=True), checked_labels, source_id)
+    return EncodedRecord(index, path, example.SerializeToString(deterministic=True), checked_labels, source_id,
+                         reoriented)

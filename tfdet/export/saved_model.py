@@ -10,9 +10,14 @@ decode, letterbox and normalise inside the graph and return, for K =
   original image, clipped and ordered; ``detection_scores`` [B, K];
   ``detection_classes`` int32 [B, K]; ``num_detections`` int32 [B];
 * ``xmin``, ``ymin``, ``xmax``, ``ymax``, ``classes``, ``scores`` float32
-  [B, K]: the columns TFMA's COCO metrics stack (``predictions_to_stack``).
+  [B, K]: the columns TFMA's COCO metrics stack (``predictions_to_stack``);
+* ``valid`` bool [B] and ``error`` string [B]: an image that is not a JPEG or
+  PNG, is cut short or declares more than ``max_pixels`` pixels (checked from
+  its header, before decoding), or an ``examples`` row that is not a
+  serialized tf.Example, gets ``valid`` False, zero detections and the
+  reason in ``error`` ("image 3: ..."); the other images are served as usual.
 
-Rows past ``num_detections`` are zeros.
+Rows past ``num_detections`` are zeros. An empty request gets empty outputs.
 """
 
 from __future__ import annotations
@@ -23,37 +28,69 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from tfdet.dataio import features
+from tfdet.dataio.image_format import DEFAULT_MAX_PIXELS
 from tfdet.models.preprocessing import boxes_to_original
 
 
 class _DetectorModule(tf.Module):
-    def __init__(self, model, overrides: Dict) -> None:
+    def __init__(self, model, overrides: Dict, max_pixels: int) -> None:
         super().__init__(name="detector")
         self.model = model
         self.overrides = overrides
+        self.max_pixels = int(max_pixels)
 
-    def _detect_encoded(self, encoded: tf.Tensor) -> Dict[str, tf.Tensor]:
-        images, windows, _ = self.model.preprocessor.decode_batch(encoded)
-        found = self.model.detect(images, **self.overrides)
-        boxes = boxes_to_original(found["detection_boxes"], windows)
-        valid = tf.sequence_mask(found["num_detections"], tf.shape(boxes)[1])
-        boxes = tf.where(valid[..., None], boxes, 0.0)
+    def _detect_checked(self, encoded: tf.Tensor) -> Dict[str, tf.Tensor]:
+        prepared = self.model.preprocessor.decode_batch(encoded, self.max_pixels)
+        found = self.model.detect(prepared["images"], **self.overrides)
+        valid = prepared["valid"]
+        count = tf.where(valid, found["num_detections"], 0)
+        boxes = boxes_to_original(found["detection_boxes"], prepared["windows"])
+        rows = tf.sequence_mask(count, tf.shape(boxes)[1])
+        boxes = tf.where(rows[..., None], boxes, 0.0)
+        scores = tf.where(rows, found["detection_scores"], 0.0)
+        classes = tf.where(rows, found["detection_classes"], 0)
         ymin, xmin, ymax, xmax = tf.unstack(boxes, 4, axis=-1)
-        classes = tf.where(valid, tf.cast(found["detection_classes"], tf.float32), 0.0)
+        index = tf.strings.as_string(tf.range(tf.shape(encoded)[0]))
+        error = tf.where(valid, "", tf.strings.join(["image ", index, ": ", prepared["error"]]))
         return {
             "detection_boxes": boxes,
-            "detection_scores": found["detection_scores"],
-            "detection_classes": found["detection_classes"],
-            "num_detections": found["num_detections"],
+            "detection_scores": scores,
+            "detection_classes": classes,
+            "num_detections": count,
             "xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax,
-            "classes": classes,
-            "scores": found["detection_scores"],
+            "classes": tf.cast(classes, tf.float32),
+            "scores": scores,
+            "valid": valid,
+            "error": error,
         }
+
+    def _empty(self) -> Dict[str, tf.Tensor]:
+        rows = int(self.overrides.get("max_per_img", self.model.head.test_cfg["max_per_img"]))
+        columns = {key: tf.zeros([0, rows]) for key in ("xmin", "ymin", "xmax", "ymax", "classes", "scores")}
+        return {"detection_boxes": tf.zeros([0, rows, 4]), "detection_scores": tf.zeros([0, rows]),
+                "detection_classes": tf.zeros([0, rows], tf.int32), "num_detections": tf.zeros([0], tf.int32),
+                **columns, "valid": tf.zeros([0], tf.bool), "error": tf.zeros([0], tf.string)}
+
+    def _detect_encoded(self, encoded: tf.Tensor) -> Dict[str, tf.Tensor]:
+        # an empty request answers with empty outputs (the network cannot run on a batch of 0)
+        return tf.cond(tf.size(encoded) > 0, lambda: self._detect_checked(encoded), self._empty)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(self, examples: tf.Tensor) -> Dict[str, tf.Tensor]:
-        parsed = tf.io.parse_example(examples, {features.ENCODED: tf.io.FixedLenFeature([], tf.string)})
-        return self._detect_encoded(parsed[features.ENCODED])
+        # a serialized tf.Example starts with its 'features' field (tag byte 0x0A); anything else is not
+        # parsed (it would fail the whole batch), it is reported in `error`
+        looks_like_example = tf.logical_or(tf.equal(tf.strings.substr(examples, 0, 1), b"\n"),
+                                           tf.equal(tf.strings.length(examples), 0))
+        safe = tf.where(looks_like_example, examples, b"")
+        parsed = tf.io.parse_example(
+            safe, {features.ENCODED: tf.io.FixedLenFeature([], tf.string, default_value=b"")})
+        outputs = self._detect_encoded(parsed[features.ENCODED])
+        index = tf.strings.as_string(tf.range(tf.shape(examples)[0]))
+        not_example = tf.strings.join(["example ", index, ": not a serialized tf.Example (send "
+                                       "tf.train.Example.SerializeToString() bytes, or use serving_images for "
+                                       "image bytes)"])
+        outputs["error"] = tf.where(looks_like_example, outputs["error"], not_example)
+        return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve_images(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -74,7 +111,8 @@ def inference_copy(model):
 
 
 def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None,
-                       max_per_img: Optional[int] = None, fold_weight_standardization: bool = True) -> str:
+                       max_per_img: Optional[int] = None, fold_weight_standardization: bool = True,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """Writes ``model`` as a SavedModel with ``serving_default`` and ``serving_images``.
 
     Args:
@@ -83,6 +121,8 @@ def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None
         score_thr, max_per_img: override the head's test_cfg for serving.
         fold_weight_standardization: export a copy whose weight-standardised
             kernels are precomputed (the in-memory model is not changed).
+        max_pixels: images declaring more pixels (height x width, read from the
+            header before decoding) are refused per image (``valid`` False).
 
     Returns:
         ``export_dir``.
@@ -94,7 +134,7 @@ def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None
     if fold_weight_standardization:
         model = inference_copy(model)
     overrides = {k: v for k, v in {"score_thr": score_thr, "max_per_img": max_per_img}.items() if v is not None}
-    module = _DetectorModule(model, overrides)
+    module = _DetectorModule(model, overrides, max_pixels)
     signatures = {"serving_default": module.serve_examples.get_concrete_function(),
                   "serving_images": module.serve_images.get_concrete_function()}
     os.makedirs(os.path.dirname(os.path.abspath(export_dir)), exist_ok=True)

@@ -215,3 +215,44 @@ def test_arguments_are_checked(tmp_path):
         convert_dataset_to_tfrecord([], 1, str(tmp_path), on_error="ignore")
     with pytest.raises(ValueError, match="num_shards must be a positive integer, got 0"):
         convert_dataset_to_tfrecord([], 0, str(tmp_path))
+
+
+def test_exif_orientation_is_applied_so_boxes_drawn_on_the_upright_photo_fit(tmp_path):
+    from PIL import Image
+
+    # a phone photo stored 40 high x 100 wide with orientation 6: it is shown 100 high x 40 wide
+    upright = np.zeros((100, 40, 3), np.uint8)
+    upright[70:90, 5:25] = (255, 255, 255)  # the object, where the person drawing the box saw it
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # what the camera wrote
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = str(tmp_path / "phone.jpg")
+    stored.save(path, format="JPEG", exif=exif.tobytes(), quality=95)
+    assert Image.open(path).size == (100, 40)
+    report = convert_dataset_to_tfrecord([record(path, [(70, 5, 90, 25)], [(0, "box")])], 1, str(tmp_path / "out"))
+    assert (report.written, report.reoriented) == (1, [0])
+    (example,) = read_examples(str(tmp_path / "out" / "*.tfrecord"))
+    assert example["image"].shape == (100, 40, 3) and tuple(example["original_size"]) == (100, 40)
+    np.testing.assert_allclose(example["bboxes"], [[0.7, 0.125, 0.9, 0.625]], atol=1e-6)
+    inside = example["image"][72:88, 7:23].mean()
+    outside = example["image"][10:60].mean()
+    assert inside > 0.9 and outside < 0.1  # the box lies on the object
+
+
+def test_coordinates_too_large_for_a_float_are_not_finite(tmp_path, image_factory):
+    path = image_factory("a.png", 10, 10)
+    records = [record(path, [(0, 0, 10**400, 5)], [(0, "cat")]), record(path)]
+    with pytest.raises(RecordError, match=r"box 0 has a coordinate too large for a float"):
+        convert_dataset_to_tfrecord(records, 1, str(tmp_path / "raise"))
+    report = convert_dataset_to_tfrecord(records, 1, str(tmp_path / "skip"), on_error="skip")
+    assert (report.records_seen, report.written, report.rejected_by_reason) == (2, 1, {"box_not_finite": 1})
+
+
+def test_duplicate_paths_and_source_ids_are_reported(tmp_path, image_factory):
+    a, b = image_factory("a.png", 10, 10), image_factory("b.png", 10, 10)
+    records = [dict(record(a), source_id="x"), dict(record(b), source_id="x"), record(a)]
+    report = convert_dataset_to_tfrecord(records, 1, str(tmp_path / "out"))
+    assert report.written == 3
+    assert report.duplicate_images == {a: [0, 2]} and report.duplicate_source_ids == {"x": [0, 1]}
+    with open(tmp_path / "out" / "data-report.json") as handle:
+        assert json.load(handle)["duplicate_images"] == {a: [0, 2]}

@@ -126,3 +126,87 @@ def test_cli_voc_conversion_and_error_exit(tmp_path, voc_root, capsys):
     assert printed.err.endswith(f"tfdet convert: error: nothing was written (all 1 records were rejected); the "
                                 f"shards in {out} are empty. Fix the input using the report above and convert "
                                 f"again\n")
+
+
+def test_coco_file_names_that_escape_the_image_folder_are_refused(tmp_path, coco_files, image_factory):
+    annotations, images = coco_files
+    secret = image_factory("secret.jpg", 10, 10, image_format="JPEG")
+    coco = json.loads(open(annotations).read())
+    for name in ("../secret.jpg", secret):
+        coco["images"][0]["file_name"] = name
+        path = tmp_path / "hostile.json"
+        path.write_text(json.dumps(coco))
+        with pytest.raises(ValueError) as error:
+            load_coco_records(str(path), images)
+        assert str(error.value) == (
+            f"{path}: image 2: image file {name!r} lies outside the image folder {images}; move the image into it, "
+            f"or allow it explicitly (allow_outside=True, --allow-outside-images) if the annotations are trusted")
+    records, _, _ = load_coco_records(str(path), images, allow_outside=True)
+    assert records[1]["image_path"] == secret
+
+
+def test_coco_annotations_without_an_image_are_counted_not_dropped_silently(tmp_path, coco_files):
+    annotations, images = coco_files
+    coco = json.loads(open(annotations).read())
+    coco["annotations"] += [{"id": 20, "image_id": 99, "category_id": 1, "bbox": [0, 0, 5, 5]},
+                            {"id": 21, "image_id": 98, "category_id": 1, "bbox": [0, 0, 5, 5]}]
+    path = tmp_path / "orphans.json"
+    path.write_text(json.dumps(coco))
+    _, _, summary = load_coco_records(str(path), images)
+    assert summary.skipped_boxes == {"crowd": 1, "no_area": 1, "no_image": 2}
+    assert summary.skipped_ids["no_image"] == ["20", "21"]
+    total = len(coco["annotations"])
+    assert summary.boxes + sum(summary.skipped_boxes.values()) == total  # every annotation accounted for
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", r"orphans.json: not valid JSON \(Expecting value: line 1 column 1 \(char 0\)\); is it a COCO instances"),
+    ("[1, 2]", "orphans.json: not a COCO instances file, its top level is a list"),
+    (json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 5}], "annotations": [], "categories": []}),
+     "orphans.json: image 1 lacks 'height'"),
+    (json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 5, "height": 5}], "categories": [],
+                 "annotations": [{"id": 7, "image_id": 1, "category_id": 1}]}),
+     "orphans.json: annotation 7 of image 1 lacks 'bbox'"),
+])
+def test_broken_coco_files_are_named(tmp_path, content, message):
+    path = tmp_path / "orphans.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_coco_records(str(path), str(tmp_path))
+
+
+def test_voc_hostile_and_broken_xml_is_named(voc_root):
+    annotations = os.path.join(voc_root, "Annotations")
+    cases = {
+        "broken": ("<annotation><filename>a.jpg</filename>", r"broken.xml: not well-formed XML \(no element found"),
+        "bomb": ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
+                 "<annotation><filename>&lol2;</filename></annotation>",
+                 r"bomb.xml: refused: .*VOC annotations need no entities or DTDs"),
+        "escape": ("<annotation><filename>../../../etc/hostname</filename></annotation>",
+                   r"escape.xml: image file '../../../etc/hostname' lies outside the image folder"),
+        "nan": ("<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>1</xmin><ymin>x</ymin>"
+                "<xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>",
+                r"nan.xml: object 0 has <ymin>x</ymin>, not a number"),
+    }
+    for name, (text, message) in cases.items():
+        path = os.path.join(annotations, f"{name}.xml")
+        with open(path, "w") as handle:
+            handle.write(text)
+        with pytest.raises(ValueError, match=message):
+            load_voc_records(voc_root)
+        os.remove(path)
+
+
+def test_voc_eval_split_without_classes_reuses_the_train_ids(tmp_path, voc_root, capsys):
+    out = str(tmp_path / "out")
+    # train has cat and dog; the eval split (b only) has cat alone: without --classes it must keep cat = 0, dog = 1
+    assert main(["convert", "voc", "--root", voc_root, "--output", out, "--prefix", "train", "--num-shards", "1"]) == 0
+    assert main(["convert", "voc", "--root", voc_root, "--split", "train", "--output", out, "--prefix", "eval",
+                 "--num-shards", "1"]) == 0
+    assert "classes from " in capsys.readouterr().out
+    with open(os.path.join(out, "label_map.json")) as handle:
+        assert json.load(handle) == {"0": "cat", "1": "dog"}
+    write_voc(tmp_path / "VOC", "c", "a.jpg", [("eel", (1, 1, 5, 5), False)])
+    assert main(["convert", "voc", "--root", voc_root, "--output", out, "--prefix", "more"]) == 2
+    assert ("object class 'eel' is not in class_names ['cat', 'dog']; pass every class name in id order (tfdet "
+            "convert voc --classes a,b,c)") in capsys.readouterr().err

@@ -39,3 +39,42 @@ def test_reloaded_savedmodel_detects_like_the_model(tmp_path, image_factory):
         assert np.all(boxes[:, 2] >= boxes[:, 0]) and np.all(boxes[:, 3] >= boxes[:, 1])  # TFMA needs ordered boxes
         np.testing.assert_array_equal(served["xmin"][i].numpy(), boxes[:, 1])
         np.testing.assert_array_equal(served["ymax"][i].numpy(), boxes[:, 2])
+
+
+def test_serving_refuses_bad_images_one_by_one_and_names_them(tmp_path, image_factory):
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location(
+        "image_format_tests", os.path.join(os.path.dirname(__file__), "..", "dataio", "test_image_format.py"))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    model = OneStageModel(ConfigOneStage(**tiny_model_config(size=64))).build_model()
+    export_dir = export_saved_model(model, str(tmp_path / "serving" / "1"), score_thr=0.0, max_per_img=20,
+                                    max_pixels=1_000_000)
+    serve = tf.saved_model.load(export_dir).signatures
+    good = open(image_factory("a.png", 40, 90, rectangles=[(5, 10, 30, 60, (250, 20, 20))]), "rb").read()
+    bomb = helpers.bomb_png(12000, 12000)
+    out = serve["serving_images"](images=tf.constant([good, bomb, b"GIF89a...", good[:-30], good]))
+    np.testing.assert_array_equal(out["valid"].numpy(), [True, False, False, False, True])
+    assert [e.decode() for e in out["error"].numpy()] == [
+        "",
+        "image 1: the image declares 12000x12000 pixels (height x width), more than the limit of 1000000; "
+        "send a smaller image",
+        "image 2: not a JPEG or PNG image; convert it to JPEG or PNG",
+        "image 3: the image is cut short (no end marker); send the whole file",
+        ""]
+    np.testing.assert_array_equal(out["num_detections"].numpy(), [20, 0, 0, 0, 20])
+    assert not np.any(out["detection_boxes"].numpy()[1:4])
+    np.testing.assert_allclose(out["detection_scores"].numpy()[0], out["detection_scores"].numpy()[4], atol=1e-6)
+    alone = serve["serving_images"](images=tf.constant([good]))  # the bad neighbours changed nothing
+    np.testing.assert_allclose(alone["detection_boxes"].numpy()[0], out["detection_boxes"].numpy()[0], atol=1e-6)
+
+    empty = serve["serving_images"](images=tf.zeros([0], tf.string))
+    assert empty["detection_boxes"].shape == (0, 20, 4) and empty["num_detections"].shape == (0,)
+    from_examples = serve["serving_default"](examples=tf.constant([good, b""]))
+    assert [e.decode() for e in from_examples["error"].numpy()] == [
+        "example 0: not a serialized tf.Example (send tf.train.Example.SerializeToString() bytes, or use "
+        "serving_images for image bytes)",
+        "image 1: empty image bytes"]
+    np.testing.assert_array_equal(from_examples["valid"].numpy(), [False, False])

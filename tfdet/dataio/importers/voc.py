@@ -7,7 +7,10 @@ import os
 import xml.etree.ElementTree as ElementTree
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from tfdet.dataio.importers.coco import ImportSummary
+import defusedxml.ElementTree as SafeElementTree
+from defusedxml import DefusedXmlException
+
+from tfdet.dataio.importers.coco import ImportSummary, resolve_image
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -22,9 +25,30 @@ def _text(node: ElementTree.Element, path: str, xml_file: str) -> str:
     return found.text.strip()
 
 
+def _parse(xml_file: str) -> ElementTree.Element:
+    """Parses with defusedxml: entity expansion and external entities are refused, whatever expat's version."""
+    try:
+        return SafeElementTree.parse(xml_file).getroot()
+    except DefusedXmlException as error:
+        raise ValueError(f"{xml_file}: refused: {error}; VOC annotations need no entities or DTDs") from None
+    except ElementTree.ParseError as error:
+        raise ValueError(f"{xml_file}: not well-formed XML ({error}); is it a Pascal VOC annotation?") from None
+    except OSError as error:
+        raise ValueError(f"{xml_file}: cannot be read ({error.strerror})") from None
+
+
+def _coordinate(obj: ElementTree.Element, key: str, xml_file: str, index: int) -> float:
+    text = _text(obj, f"bndbox/{key}", xml_file)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{xml_file}: object {index} has <{key}>{text}</{key}>, not a number") from None
+
+
 def load_voc_records(root: str, split: Optional[str] = None, class_names: Optional[Sequence[str]] = None,
                      include_difficult: bool = True, annotations_dir: str = "Annotations",
-                     images_dir: str = "JPEGImages") -> Tuple[List[dict], Dict[int, str], ImportSummary]:
+                     images_dir: str = "JPEGImages",
+                     allow_outside: bool = False) -> Tuple[List[dict], Dict[int, str], ImportSummary]:
     """Reads a Pascal VOC style folder into seed records.
 
     Boxes are taken as the XML gives them (``xmin, ymin, xmax, ymax`` in
@@ -38,9 +62,15 @@ def load_voc_records(root: str, split: Optional[str] = None, class_names: Option
             A name outside an explicit list is an error.
         include_difficult: keep objects marked ``<difficult>1``.
         annotations_dir, images_dir: sub-folder names.
+        allow_outside: accept ``<filename>``s that lead outside ``images_dir``
+            (trusted annotations only; otherwise they are refused).
 
     Returns:
         (records, label map id -> name, import summary).
+
+    Raises:
+        ValueError: naming the XML file: not well-formed, entities, a missing or
+            non-numeric field, a class outside ``class_names``, an image outside ``images_dir``.
     """
     if split is None:
         xml_files = sorted(glob.glob(os.path.join(root, annotations_dir, "*.xml")))
@@ -56,13 +86,13 @@ def load_voc_records(root: str, split: Optional[str] = None, class_names: Option
 
     parsed = []
     for xml_file in xml_files:
-        tree = ElementTree.parse(xml_file).getroot()
+        tree = _parse(xml_file)
         objects = []
-        for obj in tree.findall("object"):
+        for index, obj in enumerate(tree.findall("object")):
             difficult = obj.find("difficult")
             objects.append((
                 _text(obj, "name", xml_file),
-                [float(_text(obj, f"bndbox/{k}", xml_file)) for k in ("ymin", "xmin", "ymax", "xmax")],
+                [_coordinate(obj, k, xml_file, index) for k in ("ymin", "xmin", "ymax", "xmax")],
                 difficult is not None and (difficult.text or "0").strip() == "1",
             ))
         parsed.append((xml_file, _text(tree, "filename", xml_file), objects))
@@ -75,13 +105,15 @@ def load_voc_records(root: str, split: Optional[str] = None, class_names: Option
         boxes, labels = [], []
         for name, box, difficult in objects:
             if name not in to_label:
-                raise ValueError(f"{xml_file}: object class {name!r} is not in class_names {names}")
+                raise ValueError(f"{xml_file}: object class {name!r} is not in class_names {names}; pass every "
+                                 f"class name in id order (tfdet convert voc --classes a,b,c)")
             if difficult and not include_difficult:
                 summary.skip("difficult")
                 continue
             boxes.append(box)
             labels.append({"id": to_label[name], "name": name})
-        records.append({"image_path": os.path.join(root, images_dir, filename), "bboxes": boxes, "labels": labels,
+        image_path = resolve_image(os.path.join(root, images_dir), filename, xml_file, allow_outside)
+        records.append({"image_path": image_path, "bboxes": boxes, "labels": labels,
                         "source_id": os.path.splitext(os.path.basename(xml_file))[0]})
         summary.images += 1
         summary.boxes += len(boxes)
