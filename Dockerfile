@@ -11,6 +11,11 @@ COPY components/ components/
 COPY models/ models/
 RUN pip install --no-cache-dir --no-deps -e .
 
+# Pretrained backbone weights baked into the image (sha256-checked at build time), so that Trainer pods
+# need no download: the zoo's ImageNet entries read them from $TFDET_HOME.
+ENV TFDET_HOME=/opt/tfdet
+RUN tfdet weights fetch keras:resnet50_imagenet
+
 # tf_keras for TensorFlow's Keras (SavedModel export, TFT and TFMA need Keras 2); the components import
 # models.* and components.* by module path from the repository root.
 ENV TF_USE_LEGACY_KERAS=1 \

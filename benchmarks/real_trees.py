@@ -70,18 +70,21 @@ def prepare(work: str) -> dict:
     return {"span": span, "label_map": label_map, "counts": counts}
 
 
-def run(name: str, data: dict, steps: int = None) -> dict:
+def run(name: str, data: dict, steps: int = None, extra: dict = None, recipe_changes: dict = None) -> dict:
     entry_name, overrides = RUNS[name]
-    overrides = dict(overrides)
+    overrides = {**overrides, **(extra or {})}
     pretrained = overrides.pop("pretrained", None)
-    entry, recipe = get_entry(entry_name), train_recipe(entry_name)
+    entry, recipe = get_entry(entry_name), {**train_recipe(entry_name), **(recipe_changes or {})}
     steps = steps or int(recipe.get("steps") or 1500)
     label_map = data["label_map"]
     config = model_config(entry_name, num_classes=len(label_map), pretrained=pretrained, **overrides)
+    if "backbone.input_size" in overrides:  # the detector's input follows the backbone's
+        config["input_size"] = tuple(overrides["backbone.input_size"])
     started = time.perf_counter()
     model = OneStageModel(ConfigOneStage(**config)).build_model()
     model.compile(optimizer=build_optimizer(recipe, steps))
-    train = training_batches(pipeline(entry.train_steps(f"{data['span']}/train-*.tfrecord")).repeat(),
+    size = model.config.input_size[0]
+    train = training_batches(pipeline(entry.train_steps(f"{data['span']}/train-*.tfrecord", size)).repeat(),
                              int(recipe["batch_size"]))
     setup_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -128,17 +131,37 @@ def draw(ground_truth, detections, label_map, eval_dir: str, path: str, tiles=(0
     strip.save(path)
 
 
+def _pairs(items) -> dict:
+    import ast
+
+    pairs = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            pairs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            pairs[key] = value
+    return pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="pretrained,scratch,scratch_cpu_small")
     parser.add_argument("--steps", type=int, default=None, help="training steps of every run (default: recipe)")
     parser.add_argument("--work", default=os.path.join("data", "trees"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model config override for every run, e.g. head.anchor_config.octave_base_scale=3 "
+                             "(values are Python literals)")
+    parser.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training recipe change, e.g. learning_rate=5e-4")
+    parser.add_argument("--tag", default="", help="suffix of the result file")
     args = parser.parse_args()
+    extra, recipe_changes = _pairs(args.set), _pairs(args.recipe)
     data = prepare(args.work)
     results = {"data": {"source": "deepforest==2.1.0 wheel (PyPI), deepforest/data", **data["counts"],
                         "classes": data["label_map"]}, "runs": {}}
     for name in args.runs.split(","):
-        result = run(name, data, args.steps)
+        result = run(name, data, args.steps, extra, recipe_changes)
         ground_truth, detections = result.pop("_predictions")
         results["runs"][name] = result
         if name == "pretrained":
@@ -149,7 +172,8 @@ def main() -> None:
     if "pretrained" in runs and "scratch" in runs and runs["scratch"]["mAP@0.5"] > 0:
         results["pretrained_over_scratch_mAP@0.5"] = round(runs["pretrained"]["mAP@0.5"] / runs["scratch"]["mAP@0.5"],
                                                            2)
-    save("real_trees.json" if args.runs == parser.get_default("runs") else f"real_trees_{args.runs}.json", results)
+    default = args.runs == parser.get_default("runs") and not (extra or recipe_changes or args.steps or args.tag)
+    save("real_trees.json" if default else f"real_trees_{args.runs.replace(',', '_')}{args.tag}.json", results)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
         model.compile(optimizer=build_optimizer(recipe, steps, warmup=not warm_started))
 
     def make_dataset(num_shards: int, shard_index: int, per_replica_batch: int) -> tf.data.Dataset:
-        train_steps = entry.train_steps(",".join(files))
+        train_steps = entry.train_steps(",".join(files), model.config.input_size[0])
         train_steps[0] = dict(train_steps[0], repeat=True, num_shards=num_shards, shard_index=shard_index)
         return training_batches(pipeline(train_steps), per_replica_batch)
 

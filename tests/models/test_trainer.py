@@ -81,3 +81,30 @@ def test_mirrored_training_on_one_machine_records_its_strategy(default_data, tmp
     assert record["distribution"] == {"strategy": "MirroredStrategy", "replicas": 1}
     assert int(model.optimizer.iterations.numpy()) == 2 and np.isfinite(record["loss"]).all()
     assert record["train_files"] == fn_args.train_files and record["warm_started_from"] is None
+
+
+@pytest.mark.timeout(300)
+def test_warm_start_survives_a_class_count_change(default_data, tmp_path):
+    """The served model had 5 classes; the new data brings 2 more: everything but the class logits carries over."""
+    import tensorflow as tf
+
+    from tfdet.export import export_saved_model
+
+    fn_args = types.SimpleNamespace(
+        train_files=[os.path.join(default_data, "train-*.tfrecord")], train_steps=2, transform_graph_path=None,
+        custom_config={"model_config": "tiny", "num_classes": 5, "batch_size": 2})
+    served, _ = train(fn_args)
+    export_saved_model(served, str(tmp_path / "serving" / "1"))
+    fn_args.train_steps = 1  # with a learning rate of 0: compare the weights as restored
+    fn_args.custom_config = dict(fn_args.custom_config, num_classes=7, warm_start_dir=str(tmp_path / "serving"),
+                                 learning_rate=0.0)
+    model, record = train(fn_args)
+    assert record["warm_started_from"] == str(tmp_path / "serving" / "1")
+    assert record["reinitialised_on_warm_start"] == ["retina_cls"]
+    assert model.num_classes == 7 and model.head.retina_cls.kernel.shape[-1] == 7 * model.head.num_anchors
+    for kept, restored in ((served.neck, model.neck), (served.head.retina_reg, model.head.retina_reg)):
+        for a, b in zip(kept.weights, restored.weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    x = tf.random.uniform([1, 128, 128, 3], seed=3)
+    for a, b in zip(served.backbone(x, return_features=True), model.backbone(x, return_features=True)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)

@@ -32,12 +32,13 @@ MODEL = dict(
 TRAIN = dict(batch_size=8, epochs=20, steps=1500, optimizer="adam", learning_rate=1e-3)
 
 
-def train_steps(pattern: str) -> list:
+def train_steps(pattern: str, size: int = SIZE) -> list:
+    """The training input pipeline; ``size``: the network input (a multiple of 32)."""
     return [
         dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
-        dict(name="Resize", height=SIZE, width=SIZE),
+        dict(name="Resize", height=size, width=size),
         # half of the letterboxed images are cropped and zoomed (up to 1.4x, aspect 0.75-1.33)
-        dict(name="RandomResized", height=SIZE, width=SIZE, scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.5),
+        dict(name="RandomResized", height=size, width=size, scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.5),
         dict(name="RandomFlip", direction="horizontal", p=0.5),
         dict(name="Normalize", mean=MEAN, std=STD),
     ]

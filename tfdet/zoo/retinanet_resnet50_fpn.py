@@ -39,10 +39,11 @@ TRAIN = dict(batch_size=16, steps=90000, optimizer="sgd", learning_rate=0.01, mo
              warmup_steps=500, clipnorm=35.0)
 
 
-def train_steps(pattern: str) -> list:
+def train_steps(pattern: str, size: int = SIZE) -> list:
+    """The training input pipeline; ``size``: the network input (a multiple of 32)."""
     return [
         dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
-        dict(name="Resize", height=SIZE, width=SIZE),
+        dict(name="Resize", height=size, width=size),
         dict(name="RandomFlip", direction="horizontal", p=0.5),
         dict(name="Normalize", mean=MEAN, std=STD),
     ]

@@ -37,11 +37,12 @@ TRAIN = dict(batch_size=4, steps=600, optimizer="adamw", learning_rate=2e-4, wei
              clipnorm=10.0)
 
 
-def train_steps(pattern: str) -> list:
+def train_steps(pattern: str, size: int = SIZE) -> list:
+    """The training input pipeline; ``size``: the network input (a multiple of 32)."""
     return [
         dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
-        dict(name="Resize", height=SIZE, width=SIZE),
-        dict(name="RandomResized", height=SIZE, width=SIZE, scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.5),
+        dict(name="Resize", height=size, width=size),
+        dict(name="RandomResized", height=size, width=size, scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.5),
         dict(name="RandomFlip", direction="horizontal", p=0.5),
         dict(name="RandomFlip", direction="vertical", p=0.5),
         dict(name="Normalize", mean=MEAN, std=STD),

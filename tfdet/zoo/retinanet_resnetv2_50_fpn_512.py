@@ -38,10 +38,11 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TRAIN = dict(batch_size=4, epochs=12, steps=20000, optimizer="adam", learning_rate=1e-4)
 
 
-def train_steps(pattern: str) -> list:
+def train_steps(pattern: str, size: int = 512) -> list:
+    """The training input pipeline (the seed's Step 02 with flips); ``size``: the network input."""
     return [
         dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
-        dict(name="RandomResized", height=512, width=512, scale=(0.8, 1.0), ratio=(0.75, 1.3333333333333333)),
+        dict(name="RandomResized", height=size, width=size, scale=(0.8, 1.0), ratio=(0.75, 1.3333333333333333)),
         dict(name="RandomFlip", direction="horizontal", p=0.5),
         dict(name="Normalize", mean=MEAN, std=STD),
     ]

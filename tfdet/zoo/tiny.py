@@ -19,7 +19,8 @@ MODEL = dict(
 TRAIN = dict(batch_size=4, epochs=5, steps=100, optimizer="adam", learning_rate=2e-3)
 
 
-def train_steps(pattern: str) -> list:
+def train_steps(pattern: str, size: int = SIZE) -> list:
+    """The training input pipeline; ``size``: the network input (a multiple of 32)."""
     return [dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
-            dict(name="Resize", height=SIZE, width=SIZE), dict(name="RandomFlip"),
+            dict(name="Resize", height=size, width=size), dict(name="RandomFlip"),
             dict(name="Normalize", mean=MEAN, std=STD)]
