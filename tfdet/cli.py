@@ -263,7 +263,8 @@ def _weights(args: argparse.Namespace) -> int:
         for name in args.names:
             spec = name if ":" in name else f"keras:{name}"
             checkpoint = load_checkpoint(spec)
-            described = {k: checkpoint.metadata[k] for k in ("architecture", "depth", "style") if k in checkpoint.metadata}
+            described = {k: checkpoint.metadata[k] for k in ("architecture", "depth", "style")
+                         if k in checkpoint.metadata}
             print(f"{spec}: {len(checkpoint.state_dict)} tensors {described}")
         return 0
     checkpoint = load_checkpoint(args.source)
@@ -278,7 +279,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     import tfdet  # noqa: F401  (selects tf_keras before TensorFlow loads)
     from tfdet.dataio.records import RecordError
     from tfdet.dataio.workers import WorkerError
-
     from tfdet.weights import FetchError
 
     handlers = {"convert": _convert, "generate": _generate, "inspect": _inspect, "weights": _weights}

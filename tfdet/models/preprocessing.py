@@ -16,7 +16,8 @@ from tfdet.dataio.image_format import DEFAULT_MAX_PIXELS, decode_image, inspect_
 from tfdet.dataio.steps import Normalize, Resize
 
 # a 1x1 black PNG: decoded in place of a refused image, whose detections are then dropped
-_BLANK_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEAAH2FzhVAAAAAElFTkSuQmCC")
+_BLANK_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEAAH2FzhVAAAAAElFTkSuQmCC")
 
 
 class Preprocessor:
