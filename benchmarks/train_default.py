@@ -27,7 +27,7 @@ from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
 from tfdet.evaluation import eval_dataset, evaluate_coco  # noqa: E402
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
-from tfdet.models.callbacks import CocoEvaluation  # noqa: E402
+from tfdet.training.callbacks import CocoEvaluation  # noqa: E402
 from tfdet.zoo import get_entry  # noqa: E402
 
 

@@ -16,38 +16,8 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from components.box_checks import split_files
-from models.trainer import latest_version
-from tfdet.dataio import features
-from tfdet.evaluation import coco_metrics
-
-
-def _ground_truth(records):
-    truth = []
-    for image_id, raw in enumerate(records):
-        feature = tf.train.Example.FromString(raw).features.feature
-        height, width = feature[features.HEIGHT].int64_list.value[0], feature[features.WIDTH].int64_list.value[0]
-        columns = [list(feature[key].float_list.value) for key in features.BOX_KEYS]
-        boxes = [[c[i] * s for c, s in zip(columns, (height, width, height, width))] for i in range(len(columns[0]))]
-        truth.append({"image_id": image_id, "height": height, "width": width, "boxes": boxes,
-                      "labels": list(feature[features.LABEL].int64_list.value)})
-    return truth
-
-
-def evaluate_saved_model(saved_model_dir: str, records, truth, num_classes: int, batch_size: int = 8) -> dict:
-    """COCO metrics (pycocotools) of a tfdet SavedModel on serialized eval examples."""
-    serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
-    detections = []
-    for start in range(0, len(records), batch_size):
-        out = serve(examples=tf.constant(records[start:start + batch_size]))
-        for i in range(int(out["num_detections"].shape[0])):
-            image = truth[start + i]
-            count = int(out["num_detections"][i])
-            scale = [image["height"], image["width"], image["height"], image["width"]]
-            detections.append({"image_id": image["image_id"],
-                               "boxes": out["detection_boxes"][i, :count].numpy() * scale,
-                               "scores": out["detection_scores"][i, :count].numpy(),
-                               "classes": out["detection_classes"][i, :count].numpy()})
-    return coco_metrics(truth, detections, num_classes)
+from tfdet.evaluation.saved_model import evaluate_saved_model, ground_truth
+from tfdet.export.serving import latest_version
 
 
 @tfx.dsl.components.component
@@ -68,9 +38,9 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     if blessed and verdict["baseline_model"]:
         files = sorted(split_files(examples.uri, split))
         records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
-        truth = _ground_truth(records)
-        candidate = evaluate_saved_model(os.path.join(model.uri, "Format-Serving"), records, truth, num_classes)
-        baseline = evaluate_saved_model(verdict["baseline_model"], records, truth, num_classes)
+        truth = ground_truth(records)
+        candidate = evaluate_saved_model(os.path.join(model.uri, "Format-Serving"), records, num_classes, truth=truth)
+        baseline = evaluate_saved_model(verdict["baseline_model"], records, num_classes, truth=truth)
         verdict.update({"candidate_map50": candidate["AP50"], "baseline_map50": baseline["AP50"],
                         "candidate_map": candidate["AP"], "baseline_map": baseline["AP"]})
         blessed = candidate["AP50"] >= baseline["AP50"] - max_map50_drop

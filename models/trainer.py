@@ -2,10 +2,10 @@
 
 custom_config keys: ``model_config`` (a zoo name), ``batch_size`` (global), ``learning_rate``,
 ``num_classes`` (checked against the data's class vocabulary), ``distribution`` (see
-tfdet.models.distribute), ``window_spans`` and ``accepted_spans_dir`` (the rolling window of spans, see
+tfdet.training.distribute), ``window_spans`` and ``accepted_spans_dir`` (the rolling window of spans, see
 components/span_registry.py) and ``warm_start_dir``: the serving directory the Pusher writes to. Its
-newest version is the latest blessed model (only blessed models are pushed); the Trainer restores its
-weights before training. Reading it here, rather than through a Resolver input,
+newest complete version is the latest blessed model (only blessed models are pushed); the Trainer restores
+its weights before training. Reading it here, rather than through a Resolver input,
 keeps the Trainer's inputs unchanged when no new data arrived, so such a rerun is served from the cache.
 """
 
@@ -22,21 +22,14 @@ from absl import logging
 from models.transform import dataset_statistics
 from tfdet.dataio.pipeline import pipeline, training_batches
 from tfdet.export import export_saved_model
+from tfdet.export.serving import latest_version
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
-from tfdet.models.distribute import distributed_batches, get_strategy, is_chief, strategy_name
 from tfdet.training import build_optimizer
+from tfdet.training.distribute import distributed_batches, get_strategy, is_chief, strategy_name
 from tfdet.weights.detector import restore_detector
 from tfdet.zoo import get_entry, model_config
 
 HISTORY_FILE = "training_history.json"
-
-
-def latest_version(serving_dir: str):
-    """The newest numbered version directory under ``serving_dir`` (None when there is none)."""
-    if not serving_dir or not tf.io.gfile.isdir(serving_dir):
-        return None
-    versions = [v.rstrip("/") for v in tf.io.gfile.listdir(serving_dir) if v.rstrip("/").isdigit()]
-    return os.path.join(serving_dir, max(versions, key=int)) if versions else None
 
 
 def warm_start(model: OneStageModel, saved_model_dir: str) -> List[str]:

@@ -21,7 +21,7 @@ from components.baseline_blessing import CompareWithBaseline
 from components.box_gate import BoxGate
 from components.schema import detection_schema
 from tfdet.dataio import features
-from tfdet.models.distribute import STRATEGIES
+from tfdet.training.distribute import STRATEGIES
 
 COORDINATES_X_FIRST = [features.XMIN, features.YMIN, features.XMAX, features.YMAX]
 

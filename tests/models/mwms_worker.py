@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import tf_keras  # noqa: E402
 
 from models.trainer import train  # noqa: E402
-from tfdet.models.distribute import get_strategy, is_chief  # noqa: E402
+from tfdet.training.distribute import get_strategy, is_chief  # noqa: E402
 
 
 class InitialWeights(tf_keras.callbacks.Callback):

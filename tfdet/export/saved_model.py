@@ -22,8 +22,9 @@ Rows past ``num_detections`` are zeros. An empty request gets empty outputs.
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional
 
 import tensorflow as tf
 
@@ -112,7 +113,7 @@ def inference_copy(model):
 
 def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None,
                        max_per_img: Optional[int] = None, fold_weight_standardization: bool = True,
-                       max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+                       max_pixels: int = DEFAULT_MAX_PIXELS, class_names: Optional[Mapping[int, str]] = None) -> str:
     """Writes ``model`` as a SavedModel with ``serving_default`` and ``serving_images``.
 
     Args:
@@ -123,6 +124,8 @@ def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None
             kernels are precomputed (the in-memory model is not changed).
         max_pixels: images declaring more pixels (height x width, read from the
             header before decoding) are refused per image (``valid`` False).
+        class_names: id -> name, saved as ``label_map.json`` in ``export_dir``
+            (``tfdet predict`` labels its drawings with it).
 
     Returns:
         ``export_dir``.
@@ -139,4 +142,7 @@ def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None
                   "serving_images": module.serve_images.get_concrete_function()}
     os.makedirs(os.path.dirname(os.path.abspath(export_dir)), exist_ok=True)
     tf.saved_model.save(module, export_dir, signatures=signatures)
+    if class_names:
+        with open(os.path.join(export_dir, "label_map.json"), "w") as handle:
+            json.dump({str(k): v for k, v in sorted(class_names.items())}, handle, indent=2)
     return export_dir

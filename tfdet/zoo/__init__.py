@@ -55,10 +55,11 @@ def _set(config: Dict[str, Any], dotted: str, value: Any) -> None:
         node[leaf] = value
 
 
-def model_config(name: str, num_classes: Optional[int] = None, pretrained: Union[bool, str, None] = None,
-                 **overrides: Any) -> Dict[str, Any]:
-    """The entry's ``MODEL`` dict (a copy) with overrides applied; see :func:`create_model`."""
-    config = copy.deepcopy(get_entry(name).MODEL)
+def configure(model: Dict[str, Any], name: str = "the config", num_classes: Optional[int] = None,
+              pretrained: Union[bool, str, None] = None, **overrides: Any) -> Dict[str, Any]:
+    """A copy of a ``MODEL`` dict with overrides, ``num_classes`` and ``pretrained`` applied (see
+    :func:`create_model`)."""
+    config = copy.deepcopy(dict(model))
     for key, value in overrides.items():
         _set(config, key, value)
     if num_classes is not None:
@@ -73,6 +74,12 @@ def model_config(name: str, num_classes: Optional[int] = None, pretrained: Union
         raise ValueError(f"zoo model {name!r} has no pretrained weights; pass pretrained='<checkpoint>' or choose "
                          f"one of {', '.join(with_weights)}")
     return config
+
+
+def model_config(name: str, num_classes: Optional[int] = None, pretrained: Union[bool, str, None] = None,
+                 **overrides: Any) -> Dict[str, Any]:
+    """The entry's ``MODEL`` dict (a copy) with overrides applied; see :func:`create_model`."""
+    return configure(get_entry(name).MODEL, name, num_classes, pretrained, **overrides)
 
 
 def create_model(name: str, num_classes: Optional[int] = None, pretrained: Union[bool, str, None] = None,

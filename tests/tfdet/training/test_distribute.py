@@ -1,4 +1,4 @@
-"""tfdet.models.distribute: strategies by name, per-worker input, and the loss scaling of train_step."""
+"""tfdet.training.distribute: strategies by name, per-worker input, and the loss scaling of train_step."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfdet.dataio.pipeline import pipeline
-from tfdet.models.distribute import distributed_batches, get_strategy, is_chief, strategy_name
+from tfdet.training.distribute import distributed_batches, get_strategy, is_chief, strategy_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 

@@ -1,13 +1,4 @@
-"""The ``tfdet`` console command.
-
-    tfdet convert coco --annotations instances_train.json --images train2017/ --output data/coco/span-1 --prefix train
-    tfdet convert voc --root VOCdevkit/VOC2012 --split train --output data/voc/span-1 --prefix train
-    tfdet convert records --input records.jsonl --output data/mine/span-1 --prefix train
-    tfdet generate --root data            # the embedded default dataset
-    tfdet inspect "data/default/span-1/train-*.tfrecord"
-    tfdet weights fetch keras:resnet50_imagenet   # download (sha256-checked), convert once, cache
-    tfdet weights convert resnet50.h5 resnet50.safetensors
-"""
+"""``tfdet convert | generate | inspect``: getting data in and looking at it."""
 
 from __future__ import annotations
 
@@ -16,11 +7,7 @@ import json
 import os
 import sys
 import time
-import warnings
 from typing import List, Optional
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 
 
 def _add_convert_options(parser: argparse.ArgumentParser) -> None:
@@ -32,11 +19,17 @@ def _add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, default=None, help="processes checking images (default: all cores)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfdet", description="tfdet: one-stage object detection in TensorFlow")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    convert = commands.add_parser("convert", help="convert annotations to tfdet TFRecords")
+def add_commands(commands) -> None:
+    """Adds convert, generate and inspect to the ``tfdet`` subcommands."""
+    convert = commands.add_parser(
+        "convert", help="convert annotations to tfdet TFRecords", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  tfdet convert coco --annotations instances_train2017.json --images train2017/ --output "
+               "data/coco/span-1 --prefix train\n"
+               "  tfdet convert voc --root VOCdevkit/VOC2012 --split train --classes voc --output data/voc/span-1 "
+               "--prefix train\n"
+               "  tfdet convert records --input records.jsonl --num-classes 20 --output data/mine/span-1 "
+               "--prefix train")
     sources = convert.add_subparsers(dest="source", required=True)
     coco = sources.add_parser("coco", help="a COCO instances JSON")
     coco.add_argument("--annotations", required=True)
@@ -74,15 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--batch-size", type=int, default=4)
     inspect.add_argument("--label-map", default=None, help="label_map.json (default: beside the files)")
 
-    weights = commands.add_parser("weights", help="pretrained weights: list, fetch, convert")
-    actions = weights.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="the named weights and the cache folder")
-    fetch = actions.add_parser("fetch", help="download, verify (sha256), convert and cache named weights")
-    fetch.add_argument("names", nargs="+", help="keras:resnet50_imagenet, timm:<model>, torchvision:resnet50")
-    convert_weights = actions.add_parser("convert", help="a local checkpoint -> safetensors in tfdet's layout")
-    convert_weights.add_argument("source", help=".h5, TF.js folder, .npz or .safetensors")
-    convert_weights.add_argument("output", help="the .safetensors file to write")
-    return parser
+    convert.set_defaults(handler=_convert)
+    generate.set_defaults(handler=_generate)
+    inspect.set_defaults(handler=_inspect)
 
 
 def _read_records(path: str) -> list:
@@ -179,7 +166,8 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def inspect_records(pattern: str, size: int = 512, batch_size: int = 4, label_map_path: Optional[str] = None) -> dict:
+def inspect_records(pattern: str, size: int = 512, batch_size: int = 4,
+                    label_map_path: Optional[str] = None) -> dict:
     """Streams ``pattern`` through the seed's Step 02 pipeline and summarises it.
 
     Returns a dict with examples, boxes, boxes per class, empty images,
@@ -249,45 +237,3 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weights(args: argparse.Namespace) -> int:
-    from tfdet.weights import NAMED, cache_dir, load_checkpoint, save_checkpoint
-
-    if args.action == "list":
-        for name, entry in NAMED.items():
-            print(f"keras:{name:24s} {entry.description}")
-        print("timm:<model>                   a timm model's safetensors from the Hugging Face hub (online)")
-        print("torchvision:resnet18..152      torchvision's ImageNet weights (timm:resnet<N>.tv_in1k)")
-        print(f"cache: {cache_dir()} (set TFDET_HOME to move it)")
-        return 0
-    if args.action == "fetch":
-        for name in args.names:
-            spec = name if ":" in name else f"keras:{name}"
-            checkpoint = load_checkpoint(spec)
-            described = {k: checkpoint.metadata[k] for k in ("architecture", "depth", "style")
-                         if k in checkpoint.metadata}
-            print(f"{spec}: {len(checkpoint.state_dict)} tensors {described}")
-        return 0
-    checkpoint = load_checkpoint(args.source)
-    save_checkpoint(checkpoint, args.output)
-    print(f"{args.output}: {len(checkpoint.state_dict)} tensors, metadata {sorted(checkpoint.metadata)}")
-    return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``tfdet`` command."""
-    args = _parser().parse_args(argv)
-    import tfdet  # noqa: F401  (selects tf_keras before TensorFlow loads)
-    from tfdet.dataio.records import RecordError
-    from tfdet.dataio.workers import WorkerError
-    from tfdet.weights import FetchError
-
-    handlers = {"convert": _convert, "generate": _generate, "inspect": _inspect, "weights": _weights}
-    try:
-        return handlers[args.command](args)
-    except (RecordError, WorkerError, FetchError, FileNotFoundError, ValueError) as error:
-        print(f"tfdet {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

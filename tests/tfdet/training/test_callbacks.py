@@ -6,7 +6,7 @@ from conftest import tiny_model_config
 from tfdet.dataio.pipeline import pipeline, training_batches
 from tfdet.evaluation import eval_dataset
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
-from tfdet.models.callbacks import CheckpointResume, CocoEvaluation
+from tfdet.training.callbacks import CheckpointResume, CocoEvaluation
 
 
 def new_model():

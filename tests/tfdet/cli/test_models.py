@@ -1,0 +1,88 @@
+"""tfdet train / predict / evaluate / export, driven as a user drives them: subprocesses on real files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfdet.evaluation.saved_model import evaluate_saved_model, read_records
+from tfdet.export.tflite import letterbox, run_tflite
+from tfdet.visualization import class_colour
+
+
+def tfdet(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "tfdet.cli", *args], capture_output=True, text=True,
+                            timeout=600)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.timeout(900)
+def test_train_resume_predict_evaluate_export(default_data, tmp_path):
+    work = str(tmp_path / "run")
+    train = [f"{default_data}/train-*.tfrecord"]
+    common = ["tiny", "--data", train[0], "--eval-data", f"{default_data}/eval-*.tfrecord", "--work-dir", work,
+              "--batch-size", "8", "--set", "head.feat_channels=16"]
+    first = tfdet("train", *common, "--epochs", "1")
+    assert "resumed from" not in first.stdout and "COCO on" in first.stdout
+    second = tfdet("train", *common, "--epochs", "2")  # as after an interruption: continues at epoch 2
+    assert "resumed from" in second.stdout
+    history = json.load(open(os.path.join(work, "history.json")))
+    assert len(history["history"]["loss"]) == 1 and "val_AP" in history["history"]  # only epoch 2 ran
+    assert history["resumed_from"].endswith("ckpt-1")
+    assert sorted(os.listdir(work)) == ["checkpoints", "config.json", "history.json", "label_map.json", "logs",
+                                        "saved_model"]
+    events = [f for root, _, files in os.walk(os.path.join(work, "logs")) for f in files if "tfevents" in f]
+    assert events, "no TensorBoard events"
+    tags = set()
+    for root, _, files in os.walk(os.path.join(work, "logs")):
+        for name in files:
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                tags |= {value.tag for value in event.summary.value}
+    # val_* values go to the validation writer without the prefix
+    assert {"epoch_loss", "epoch_learning_rate", "epoch_AP50", "detections (green: truth)"} <= tags, tags
+    label_map = json.load(open(os.path.join(work, "saved_model", "label_map.json")))
+    assert label_map["0"] == "rectangle"
+
+    # predict: drawn PNGs whose box outlines sit where detections.json says
+    images = sorted(os.path.join(default_data, "..", "images", "span-1", "eval", f)
+                    for f in os.listdir(os.path.join(default_data, "..", "images", "span-1", "eval")))[:3]
+    out = str(tmp_path / "predictions")
+    printed = tfdet("predict", work, *images, "--out", out, "--score-thr", "0.0").stdout
+    assert "3 images" in printed
+    detections = json.load(open(os.path.join(out, "detections.json")))
+    assert detections and {d["image_id"] for d in detections} <= {0, 1, 2}
+    first_box = detections[0]
+    drawn_path = os.path.join(out, os.path.splitext(os.path.basename(images[first_box["image_id"]]))[0] + ".png")
+    drawn = np.asarray(Image.open(drawn_path))
+    x, y, w, h = first_box["bbox"]
+    column = drawn[int(y + h / 2), int(round(x)) - 1: int(round(x)) + 2]  # across the box's left edge
+    colours = {tuple(int(c) for c in pixel) for pixel in column}
+    assert any(np.abs(np.subtract(colour, class_colour(first_box["category_id"]))).max() <= 1 for colour in colours)
+
+    # evaluate: pycocotools' numbers, the same as the library's
+    printed = tfdet("evaluate", work, "--data", f"{default_data}/eval-*.tfrecord").stdout
+    expected = evaluate_saved_model(os.path.join(work, "saved_model"),
+                                    read_records(f"{default_data}/eval-*.tfrecord"), 5)
+    assert f"AP50   {expected['AP50']:.4f}" in printed and "per class" in printed
+
+    # export: TFLite with NMS inside agrees with the SavedModel
+    tflite = str(tmp_path / "model.tflite")
+    tfdet("export", work, "--format", "tflite", "--out", tflite)
+    picture = np.asarray(Image.open(images[0]).convert("RGB").resize((128, 128)))
+    inputs, _ = letterbox(picture, 128, 128)
+    lite = run_tflite(tflite, inputs)
+    served = tf.saved_model.load(os.path.join(work, "saved_model")).signatures["serving_images"](
+        images=tf.constant([tf.io.encode_png(inputs[0]).numpy()]))
+    count = int(served["num_detections"][0])
+    assert int(lite["num_detections"][0]) == count
+    np.testing.assert_allclose(lite["detection_boxes"][0, :count], served["detection_boxes"][0, :count].numpy(),
+                               atol=2e-3)
+    np.testing.assert_allclose(lite["detection_scores"][0, :count], served["detection_scores"][0, :count].numpy(),
+                               atol=2e-3)

@@ -1,0 +1,212 @@
+"""``tfdet train | predict | evaluate | export | models``: the everyday tools of a detection library."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+from typing import Any, Dict, List
+
+
+def _pairs(items: List[str]) -> Dict[str, Any]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. backbone.frozen_stages=2")
+        try:
+            pairs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            pairs[key] = value
+    return pairs
+
+
+def _examples(*lines: str) -> dict:
+    return {"formatter_class": argparse.RawDescriptionHelpFormatter,
+            "epilog": "examples:\n" + "\n".join(f"  {line}" for line in lines)}
+
+
+def add_commands(commands) -> None:
+    """Adds models, train, predict, evaluate and export to the ``tfdet`` subcommands."""
+    listing = commands.add_parser("models", help="list the zoo's models", **_examples("tfdet models 'retinanet*'"))
+    listing.add_argument("pattern", nargs="?", default="*")
+    listing.set_defaults(handler=_models)
+
+    train = commands.add_parser(
+        "train", help="train a detector: checkpoints, resume, COCO eval, TensorBoard, SavedModel",
+        **_examples("tfdet train cpu_small --data 'data/default/span-1/train-*.tfrecord' "
+                    "--eval-data 'data/default/span-1/eval-*.tfrecord' --work-dir runs/cpu_small",
+                    "tfdet train retinanet_resnet50_fpn_cpu --data 'trees/train-*.tfrecord' --epochs 60 "
+                    "--work-dir runs/trees --set backbone.frozen_stages=3",
+                    "(run the same command again after an interruption: it resumes; tensorboard --logdir runs)"))
+    train.add_argument("config", help="a zoo model (tfdet models) or a .py config file with MODEL, TRAIN, train_steps")
+    train.add_argument("--data", required=True, help="TFRecord glob of the training split")
+    train.add_argument("--eval-data", default=None, help="TFRecord glob of the evaluation split")
+    train.add_argument("--work-dir", required=True, help="checkpoints, logs and the SavedModel go here")
+    train.add_argument("--num-classes", type=int, default=None,
+                       help="default: the label_map.json beside --data, else the config's")
+    train.add_argument("--epochs", type=int, default=None, help="default: the config's recipe")
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--learning-rate", type=float, default=None)
+    train.add_argument("--eval-every", type=int, default=1, help="COCO evaluation every N epochs")
+    train.add_argument("--no-pretrained", action="store_true", help="do not load the config's pretrained weights")
+    train.add_argument("--pretrained", default=None, help="a backbone checkpoint (file or keras:/timm:/torchvision:)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set head.stacked_convs=2")
+    train.set_defaults(handler=_train)
+
+    predict = commands.add_parser(
+        "predict", help="detect objects in images: drawn PNGs and a COCO results JSON",
+        **_examples("tfdet predict runs/cpu_small photo1.jpg photo2.png --out predictions/",
+                    "tfdet predict serving/tfdet/3 images/*.jpg --out predictions/ --score-thr 0.5"))
+    predict.add_argument("model", help="a SavedModel or a tfdet work dir")
+    predict.add_argument("images", nargs="+", help="JPEG or PNG files")
+    predict.add_argument("--out", required=True, help="folder for the drawn images and detections.json")
+    predict.add_argument("--score-thr", type=float, default=0.3, help="draw and keep detections from this score")
+    predict.add_argument("--batch-size", type=int, default=4)
+    predict.set_defaults(handler=_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="COCO metrics (pycocotools) of a model on TFRecords, per class",
+        **_examples("tfdet evaluate runs/cpu_small --data 'data/default/span-1/eval-*.tfrecord'"))
+    evaluate.add_argument("model", help="a SavedModel or a tfdet work dir")
+    evaluate.add_argument("--data", required=True, help="TFRecord glob")
+    evaluate.add_argument("--num-classes", type=int, default=None, help="default: the model's label map")
+    evaluate.add_argument("--json", default=None, help="also write the metrics here")
+    evaluate.set_defaults(handler=_evaluate)
+
+    export = commands.add_parser(
+        "export", help="export a work dir's model as a SavedModel or TFLite",
+        **_examples("tfdet export runs/cpu_small --format saved_model --out serving/cpu_small/1",
+                    "tfdet export runs/cpu_small --format tflite --out cpu_small.tflite --quantization float16"))
+    export.add_argument("work_dir", help="a tfdet work dir (its newest checkpoint is exported)")
+    export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
+    export.add_argument("--out", required=True, help="the SavedModel folder or the .tflite file")
+    export.add_argument("--quantization", choices=("float16", "dynamic_int8"), default=None, help="tflite only")
+    export.set_defaults(handler=_export)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from tfdet.zoo import get_entry, list_models
+
+    for name in list_models(args.pattern):
+        entry = get_entry(name)
+        pretrained = entry.MODEL["backbone"].get("init_cfg", {}).get("checkpoint", "-")
+        print(f"{name:32s} {entry.MODEL['backbone']['name']:10s} pretrained {pretrained:26s} "
+              f"{(entry.__doc__ or '').strip().splitlines()[0]}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tfdet.training.train import train_detector
+
+    pretrained = False if args.no_pretrained else args.pretrained
+    result = train_detector(args.config, args.data, args.work_dir, eval_data=args.eval_data,
+                            num_classes=args.num_classes, epochs=args.epochs, batch_size=args.batch_size,
+                            learning_rate=args.learning_rate, eval_every=args.eval_every, pretrained=pretrained,
+                            overrides=_pairs(args.set))
+    if result["resumed_from"]:
+        print(f"resumed from {result['resumed_from']}")
+    if "metrics" in result:
+        metrics = result["metrics"]
+        print(f"COCO on {args.eval_data}: mAP {metrics['AP']:.4f}, mAP@0.5 {metrics['AP50']:.4f}")
+    print(f"SavedModel: {result['saved_model']}")
+    print(f"TensorBoard: tensorboard --logdir {os.path.join(args.work_dir, 'logs')}")
+    return 0
+
+
+def _load_images(paths: List[str]) -> List[bytes]:
+    data = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            data.append(handle.read())
+    return data
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image, ImageOps
+    from tqdm.auto import tqdm
+
+    from tfdet.training.work_dir import class_names_of, saved_model_dir
+    from tfdet.visualization import draw_detections
+
+    serve = tf.saved_model.load(saved_model_dir(args.model)).signatures["serving_images"]
+    names = class_names_of(args.model)
+    os.makedirs(args.out, exist_ok=True)
+    results, images, failed = [], [], 0
+    for start in tqdm(range(0, len(args.images), args.batch_size), desc="predict", unit="batch"):
+        paths = args.images[start:start + args.batch_size]
+        out = serve(images=tf.constant(_load_images(paths)))
+        for i, path in enumerate(paths):
+            image_id = start + i
+            if not bool(out["valid"][i]):
+                print(f"{path}: {out['error'][i].numpy().decode()}")
+                failed += 1
+                continue
+            picture = ImageOps.exif_transpose(Image.open(io.BytesIO(open(path, "rb").read())))
+            scale = np.array([picture.height, picture.width] * 2, np.float32)
+            count = int(out["num_detections"][i])
+            scores = out["detection_scores"][i, :count].numpy()
+            keep = scores >= args.score_thr
+            boxes = out["detection_boxes"][i, :count].numpy()[keep] * scale
+            classes = out["detection_classes"][i, :count].numpy()[keep]
+            scores = scores[keep]
+            drawn = draw_detections(picture, boxes, scores, classes, names)
+            drawn.save(os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + ".png"))
+            images.append({"id": image_id, "file_name": path, "height": picture.height, "width": picture.width})
+            for (ymin, xmin, ymax, xmax), score, label in zip(boxes, scores, classes):
+                results.append({"image_id": image_id, "category_id": int(label),
+                                "bbox": [round(float(v), 2) for v in (xmin, ymin, xmax - xmin, ymax - ymin)],
+                                "score": round(float(score), 5)})
+    with open(os.path.join(args.out, "detections.json"), "w") as handle:
+        json.dump(results, handle)
+    with open(os.path.join(args.out, "images.json"), "w") as handle:
+        json.dump({"images": images, "categories": [{"id": k, "name": v} for k, v in sorted(names.items())]},
+                  handle, indent=1)
+    print(f"{len(images)} images, {len(results)} detections (score >= {args.score_thr}) -> {args.out}/ "
+          f"(drawn PNGs, detections.json in COCO results format, images.json)")
+    return 1 if failed else 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from tfdet.evaluation import COCO_METRIC_NAMES
+    from tfdet.evaluation.saved_model import evaluate_saved_model, read_records
+    from tfdet.training.work_dir import class_names_of, saved_model_dir
+
+    names = class_names_of(args.model)
+    num_classes = args.num_classes or len(names)
+    if not num_classes:
+        raise ValueError(f"{args.model} has no label_map.json; pass --num-classes")
+    metrics = evaluate_saved_model(saved_model_dir(args.model), read_records(args.data), num_classes, names)
+    print(f"{metrics['num_images']} images, {metrics['num_detections']} detections")
+    for name in COCO_METRIC_NAMES:
+        print(f"  {name:6s} {metrics[name]:.4f}")
+    print("per class (mAP@[.5:.95]):")
+    for name, value in metrics["per_class_AP"].items():
+        print(f"  {name:20s} {value:.4f}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(metrics, handle, indent=2)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tfdet.export import export_saved_model
+    from tfdet.export.tflite import export_tflite
+    from tfdet.training.work_dir import LABEL_MAP, read_label_map, restore_work_dir
+
+    model = restore_work_dir(args.work_dir)
+    if args.format == "tflite":
+        path = export_tflite(model, args.out, quantization=args.quantization)
+        print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB (input uint8 [1, {model.config.input_size[0]}, "
+              f"{model.config.input_size[1]}, 3])")
+    else:
+        label_map = os.path.join(args.work_dir, LABEL_MAP)
+        names = read_label_map(label_map) if os.path.exists(label_map) else None
+        print(export_saved_model(model, args.out, class_names=names or None))
+    return 0

@@ -1,0 +1,99 @@
+"""Keras callbacks for detectors: checkpoint + resume, COCO mAP per epoch."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+import tensorflow as tf
+import tf_keras
+
+from tfdet.evaluation.coco import COCO_METRIC_NAMES, evaluate_coco
+
+
+class CheckpointResume(tf_keras.callbacks.Callback):
+    """Saves model + optimizer + epoch each epoch and resumes from the newest checkpoint.
+
+    Usage::
+
+        resume = CheckpointResume("runs/exp1/checkpoints")
+        model.fit(train_ds, epochs=12, initial_epoch=resume.initial_epoch, callbacks=[resume])
+
+    Run the same lines again after an interruption: the weights and the
+    optimizer state are restored at the start of ``fit`` and training goes on
+    from the epoch after the last saved one.
+
+    Args:
+        directory: where checkpoints go (created if missing).
+        max_to_keep: checkpoints kept.
+        every_n_epochs: save period.
+    """
+
+    def __init__(self, directory: str, max_to_keep: int = 3, every_n_epochs: int = 1) -> None:
+        super().__init__()
+        self.directory, self.max_to_keep, self.every_n_epochs = directory, max_to_keep, every_n_epochs
+        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self._manager: Optional[tf.train.CheckpointManager] = None
+        self.restored_from: Optional[str] = None
+
+    @property
+    def initial_epoch(self) -> int:
+        """The epoch the newest checkpoint ended (0 without one): pass it to ``fit``."""
+        latest = tf.train.latest_checkpoint(self.directory)
+        if latest is None:
+            return 0
+        return int(tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+    def _checkpoint_manager(self) -> tf.train.CheckpointManager:
+        if self._manager is None:
+            checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer, epoch=self._epoch)
+            self._manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=self.max_to_keep)
+        return self._manager
+
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        manager = self._checkpoint_manager()
+        if manager.latest_checkpoint:
+            if not self.model.built and hasattr(self.model, "build_model"):
+                self.model.build_model()
+            manager.checkpoint.restore(manager.latest_checkpoint)
+            self.restored_from = manager.latest_checkpoint
+            print(f"CheckpointResume: restored {manager.latest_checkpoint} (epoch {int(self._epoch.numpy())})")
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        self._epoch.assign(epoch + 1)
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self._checkpoint_manager().save(checkpoint_number=epoch + 1)
+
+
+class CocoEvaluation(tf_keras.callbacks.Callback):
+    """Computes COCO metrics with pycocotools after every ``every_n_epochs`` epochs.
+
+    Adds ``val_AP``, ``val_AP50``, ... to the epoch logs (so History,
+    TensorBoard and ModelCheckpoint(monitor="val_AP", mode="max") see them).
+
+    Args:
+        dataset: a batched evaluation dataset, e.g. ``tfdet.evaluation.eval_dataset(...)``.
+        every_n_epochs: evaluation period.
+        label_map: id -> name, for ``per_class_AP`` in :attr:`history`.
+        prefix: prefix of the log keys.
+        **test_overrides: test_cfg overrides for evaluation (e.g. ``score_thr=0.01``).
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, every_n_epochs: int = 1,
+                 label_map: Optional[Mapping[int, str]] = None, prefix: str = "val_", **test_overrides: Any) -> None:
+        super().__init__()
+        self.dataset, self.every_n_epochs, self.label_map, self.prefix = dataset, every_n_epochs, label_map, prefix
+        self.test_overrides = test_overrides
+        self.history: Dict[int, Dict[str, Any]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        metrics = evaluate_coco(self.model, self.dataset, self.label_map, **self.test_overrides)
+        self.history[epoch + 1] = metrics
+        if logs is not None:
+            for name in COCO_METRIC_NAMES:
+                logs[self.prefix + name] = metrics[name]
+        print(f" - {self.prefix}AP: {metrics['AP']:.4f} - {self.prefix}AP50: {metrics['AP50']:.4f}")
+
+
+__all__ = ["CheckpointResume", "CocoEvaluation"]
