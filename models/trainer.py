@@ -122,10 +122,12 @@ def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: trains (see :func:`train`), then the chief exports the SavedModel and
-    writes the training record."""
+    """TFX Trainer entry point: trains (see :func:`train`; TensorBoard logs in ``fn_args.model_run_dir``), then the
+    chief exports the SavedModel and writes the training record."""
     strategy = get_strategy(dict(fn_args.custom_config or {}).get("distribution"))
-    model, record = train(fn_args, strategy)
+    # TensorBoard logs in the ModelRun artifact: `tensorboard --logdir <pipeline root>/Trainer` shows every run
+    board = tf_keras.callbacks.TensorBoard(os.path.join(fn_args.model_run_dir, "logs"), update_freq="epoch")
+    model, record = train(fn_args, strategy, callbacks=[board])
     if not is_chief(strategy):
         return
     export_saved_model(model, fn_args.serving_model_dir)

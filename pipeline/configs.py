@@ -1,10 +1,15 @@
 """Every knob of a deployment of the tfdet pipeline, in one place.
 
-Run from the repository root (TFX template convention): the components import
-``models.*`` and ``components.*`` by module path.
+The constants below are the defaults; :class:`PipelineConfig` gathers them into the one object that
+``create_pipeline`` takes and both runners fill from their flags (:func:`add_flags`,
+:func:`from_flags`): a new knob is one field here. Run from the repository root (TFX template
+convention): the components import ``models.*`` and ``components.*`` by module path.
 """
 
+import argparse
+import dataclasses
 import os
+from typing import Any, Dict, List, Optional
 
 PIPELINE_NAME = "tfdet"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,3 +68,68 @@ BEAM_RUNNERS = {
     "spark": ["--runner=SparkRunner", "--spark_master_url=spark://spark-master:7077",
               "--environment_type=EXTERNAL", "--environment_config=localhost:50000"],
 }
+
+
+def _knob(default: Any, help_text: str, flag: bool = True, **extra: Any) -> Any:
+    mutable = isinstance(default, (list, dict))
+    factory = dict(default_factory=lambda: default.copy()) if mutable else dict(default=default)
+    return dataclasses.field(metadata={"help": help_text, "flag": flag, **extra}, **factory)
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Everything a run of the pipeline is made from; defaults are the constants of this module."""
+
+    pipeline_name: str = _knob(PIPELINE_NAME, "the pipeline's name in MLMD and Kubeflow", flag=False)
+    pipeline_root: str = _knob(PIPELINE_ROOT, "where the components write their artifacts")
+    data_root: str = _knob(DATA_ROOT, "folder of span-<N>/ TFRecord folders")
+    serving_model_dir: str = _knob(SERVING_MODEL_DIR, "the Pusher's destination (TF Serving's model folder)")
+    metadata_path: str = _knob(METADATA_PATH, "MLMD SQLite database (local runs)")
+    train_pattern: str = _knob(TRAIN_PATTERN, "training files below data_root ({SPAN} is the span number)")
+    eval_pattern: str = _knob(EVAL_PATTERN, "evaluation files below data_root")
+    model_config: str = _knob(MODEL_CONFIG, "a tfdet.zoo model (tfdet models)")
+    num_classes: int = _knob(NUM_CLASSES, "classes of the data and the model")
+    train_steps: Optional[int] = _knob(TRAIN_STEPS, "training steps (default: the model's recipe)", type=int)
+    batch_size: Optional[int] = _knob(BATCH_SIZE, "global batch size (default: the model's recipe)", type=int)
+    learning_rate: Optional[float] = _knob(LEARNING_RATE, "peak learning rate (default: the model's recipe)",
+                                           type=float)
+    min_map50: float = _knob(MIN_MAP50, "blessing: the candidate's mAP@0.5 must reach this (TFMA)")
+    max_map50_drop: float = _knob(MAX_MAP50_DROP, "blessing: largest mAP@0.5 loss against the served model")
+    max_detections: int = _knob(MAX_DETECTIONS, "detections per image the Evaluator reads")
+    window_spans: int = _knob(WINDOW_SPANS, "train on the newest span and the k-1 accepted spans before it")
+    distribution: Optional[str] = _knob(DISTRIBUTION, "tf.distribute strategy of the Trainer: none, mirrored, "
+                                                      "multi_worker (TF_CONFIG)", type=str)
+    trainer_resources: Optional[Dict[str, Any]] = _knob(None, "Kubeflow: the Trainer pod's cpu, memory_gb, "
+                                                              "accelerator, accelerator_count", flag=False)
+    beam_pipeline_args: List[str] = _knob(BEAM_PIPELINE_ARGS, "arguments of the Beam runner", flag=False)
+    enable_cache: bool = _knob(True, "reuse the outputs of components whose inputs did not change", flag=False)
+
+    @classmethod
+    def kubeflow(cls, **changes: Any) -> "PipelineConfig":
+        """The defaults of a Kubeflow deployment (remote roots, mirrored training, the Trainer's pod size)."""
+        defaults = dict(pipeline_root=KUBEFLOW_PIPELINE_ROOT, data_root=KUBEFLOW_DATA_ROOT,
+                        serving_model_dir=KUBEFLOW_SERVING_MODEL_DIR, distribution=KUBEFLOW_DISTRIBUTION,
+                        trainer_resources=dict(KUBEFLOW_TRAINER_RESOURCES), metadata_path="")
+        return cls(**{**defaults, **changes})
+
+
+def add_flags(parser: argparse.ArgumentParser, defaults: Optional[PipelineConfig] = None, skip=()) -> None:
+    """One ``--flag`` per :class:`PipelineConfig` field that has one, with its default and help."""
+    defaults = defaults or PipelineConfig()
+    for field in dataclasses.fields(PipelineConfig):
+        if not field.metadata["flag"] or field.name in skip:
+            continue
+        default = getattr(defaults, field.name)
+        kind = field.metadata.get("type") or (type(default) if default is not None else str)
+        shown = "the model's recipe" if default is None else default
+        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default,
+                            help=f"{field.metadata['help']} (default: {shown})")
+
+
+def from_flags(args: argparse.Namespace, defaults: Optional[PipelineConfig] = None, **changes: Any) -> PipelineConfig:
+    """A :class:`PipelineConfig` from parsed :func:`add_flags` flags (``none`` means no distribution)."""
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(PipelineConfig)
+              if hasattr(args, field.name)}
+    if values.get("distribution") == "none":
+        values["distribution"] = None
+    return dataclasses.replace(defaults or PipelineConfig(), **values, **changes)

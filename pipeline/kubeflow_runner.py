@@ -49,36 +49,33 @@ def check_cron(expression: str) -> str:
 
 
 def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str, serving_dir: str,
-                     beam: str = "direct", train_steps: int = configs.TRAIN_STEPS,
-                     model_config: str = configs.MODEL_CONFIG, window_spans: int = configs.WINDOW_SPANS,
-                     distribution: Optional[str] = configs.KUBEFLOW_DISTRIBUTION,
-                     trainer_resources: Optional[Dict[str, Any]] = None) -> str:
+                     beam: str = "direct", **changes: Any) -> str:
     """Writes the kfp pipeline YAML to ``output`` (it must end in .yaml: the kfp 2 client rejects
     the JSON PipelineJob form) and returns its path.
 
-    ``trainer_resources`` (default ``configs.KUBEFLOW_TRAINER_RESOURCES``): ``cpu``, ``memory_gb``,
-    ``accelerator`` and ``accelerator_count`` of the Trainer's pod.
+    ``changes``: any :class:`pipeline.configs.PipelineConfig` field (``train_steps``, ``model_config``,
+    ``window_spans``, ``distribution``, ``trainer_resources`` -- ``cpu``, ``memory_gb``, ``accelerator``,
+    ``accelerator_count`` of the Trainer's pod ...); the rest are the Kubeflow defaults of pipeline/configs.py.
     """
+    if beam not in configs.BEAM_RUNNERS:
+        raise ValueError(f"--beam must be one of {sorted(configs.BEAM_RUNNERS)}, got {beam!r}")
+    return compile_config(output, image, configs.PipelineConfig.kubeflow(
+        pipeline_root=pipeline_root, data_root=data_root, serving_model_dir=serving_dir,
+        beam_pipeline_args=configs.BEAM_RUNNERS[beam], **changes))
+
+
+def compile_config(output: str, image: str, config: configs.PipelineConfig) -> str:
+    """Writes the kfp pipeline YAML of ``config`` to ``output`` (.yaml) and returns its path."""
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
 
     if not output.endswith(".yaml"):
         raise ValueError(f"--output must end in .yaml (kfp 2 loads the YAML pipeline spec), got {output!r}")
-    if beam not in configs.BEAM_RUNNERS:
-        raise ValueError(f"--beam must be one of {sorted(configs.BEAM_RUNNERS)}, got {beam!r}")
-    pipeline = create_pipeline(
-        configs.PIPELINE_NAME, pipeline_root, data_root, serving_dir, train_pattern=configs.TRAIN_PATTERN,
-        eval_pattern=configs.EVAL_PATTERN, model_config=model_config, num_classes=configs.NUM_CLASSES,
-        train_steps=train_steps, batch_size=configs.BATCH_SIZE, learning_rate=configs.LEARNING_RATE,
-        min_map50=configs.MIN_MAP50, max_map50_drop=configs.MAX_MAP50_DROP, max_detections=configs.MAX_DETECTIONS,
-        window_spans=window_spans, distribution=distribution,
-        trainer_resources=configs.KUBEFLOW_TRAINER_RESOURCES if trainer_resources is None else trainer_resources,
-        beam_pipeline_args=configs.BEAM_RUNNERS[beam])
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output)), output_filename=os.path.basename(output))
-    runner.run(pipeline)
+    runner.run(create_pipeline(config))
     return output
 
 
@@ -128,17 +125,11 @@ def schedule(host: str, package: str, experiment: str, cron: str, name: Optional
 
 def _add_compile_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", default=configs.KUBEFLOW_IMAGE)
-    parser.add_argument("--pipeline-root", default=configs.KUBEFLOW_PIPELINE_ROOT)
-    parser.add_argument("--data-root", default=configs.KUBEFLOW_DATA_ROOT)
-    parser.add_argument("--serving-dir", default=configs.KUBEFLOW_SERVING_MODEL_DIR)
     parser.add_argument("--beam", default="direct", help="Beam runner of the data steps: " + ", ".join(
         sorted(configs.BEAM_RUNNERS)))
-    parser.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS)
-    parser.add_argument("--model-config", default=configs.MODEL_CONFIG)
-    parser.add_argument("--window-spans", type=int, default=configs.WINDOW_SPANS,
-                        help="train on the newest span and the k-1 accepted spans before it")
-    parser.add_argument("--distribution", default=configs.KUBEFLOW_DISTRIBUTION or "none",
-                        help="tf.distribute strategy of the Trainer: none, mirrored, multi_worker")
+    configs.add_flags(parser, configs.PipelineConfig.kubeflow(), skip=("metadata_path", "serving_model_dir"))
+    parser.add_argument("--serving-dir", default=configs.KUBEFLOW_SERVING_MODEL_DIR,
+                        help="the Pusher's destination, a remote folder TF Serving reads")
     resources = configs.KUBEFLOW_TRAINER_RESOURCES
     parser.add_argument("--trainer-cpu", type=float, default=resources["cpu"], help="vCPU limit of the Trainer's pod")
     parser.add_argument("--trainer-memory-gb", type=float, default=resources["memory_gb"])
@@ -175,11 +166,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile_from(args: argparse.Namespace, output: str) -> str:
-    distribution = None if args.distribution == "none" else args.distribution
+    if args.beam not in configs.BEAM_RUNNERS:
+        raise ValueError(f"--beam must be one of {sorted(configs.BEAM_RUNNERS)}, got {args.beam!r}")
     resources = {"cpu": args.trainer_cpu, "memory_gb": args.trainer_memory_gb,
                  "accelerator": args.trainer_accelerator, "accelerator_count": args.trainer_accelerator_count}
-    return compile_pipeline(output, args.image, args.pipeline_root, args.data_root, args.serving_dir, args.beam,
-                            args.train_steps, args.model_config, args.window_spans, distribution, resources)
+    config = configs.from_flags(args, configs.PipelineConfig.kubeflow(), serving_model_dir=args.serving_dir,
+                                trainer_resources=resources, beam_pipeline_args=configs.BEAM_RUNNERS[args.beam])
+    return compile_config(output, args.image, config)
 
 
 def main(argv=None) -> int:

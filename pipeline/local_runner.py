@@ -1,6 +1,7 @@
 """Runs the tfdet pipeline on this machine: LocalDagRunner, MLMD in SQLite, Beam DirectRunner.
 
-    python -m pipeline.local_runner [--data-root DIR] [--model-config NAME] [--train-steps N] [--pipeline-root DIR]
+    python -m pipeline.local_runner [--data-root DIR] [--model-config NAME] [--train-steps N] [--output-root DIR]
+        [--verbose]  (--help lists every knob of pipeline/configs.py)
 
 With no arguments it generates the default dataset when missing, trains the CPU-sized model and
 ends with a summary of the run. Run from the repository root.
@@ -26,27 +27,36 @@ from pipeline import configs  # noqa: E402
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=configs.DATA_ROOT, help="folder of span-<N>/ TFRecord folders")
-    parser.add_argument("--model-config", default=configs.MODEL_CONFIG, help="a tfdet.zoo model (tfdet.list_models())")
-    parser.add_argument("--num-classes", type=int, default=configs.NUM_CLASSES)
-    parser.add_argument("--train-steps", type=int, default=configs.TRAIN_STEPS, help="default: the model's recipe")
-    parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE, help="default: the model's recipe")
-    parser.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE,
-                        help="default: the model's recipe")
-    parser.add_argument("--min-map50", type=float, default=configs.MIN_MAP50, help="blessing threshold")
-    parser.add_argument("--max-map50-drop", type=float, default=configs.MAX_MAP50_DROP,
-                        help="largest mAP50 loss against the blessed baseline that still blesses")
-    parser.add_argument("--window-spans", type=int, default=configs.WINDOW_SPANS,
-                        help="train on the newest span and the k-1 accepted spans before it")
-    parser.add_argument("--distribution", default=configs.DISTRIBUTION or "none",
-                        help="tf.distribute strategy of the Trainer: none, mirrored, multi_worker (TF_CONFIG)")
+    configs.add_flags(parser, skip=("pipeline_root", "metadata_path", "serving_model_dir"))
     parser.add_argument("--output-root", default=configs.OUTPUT_ROOT,
                         help="pipeline root, MLMD database and serving directory go under it")
     parser.add_argument("--no-generate", action="store_true", help="do not generate the default dataset")
+    parser.add_argument("--verbose", action="store_true", help="show every log line of TFX, Beam and TensorFlow")
     return parser
 
 
+def config_of(args: argparse.Namespace) -> configs.PipelineConfig:
+    """The run's PipelineConfig: the flags, with the outputs under ``--output-root``."""
+    return configs.from_flags(
+        args, pipeline_root=os.path.join(args.output_root, configs.PIPELINE_NAME),
+        metadata_path=os.path.join(args.output_root, "metadata", configs.PIPELINE_NAME, "metadata.db"),
+        serving_model_dir=os.path.join(args.output_root, "serving_model", configs.PIPELINE_NAME))
+
+
+def where_next(config: configs.PipelineConfig, summary: dict) -> str:
+    """Where to look after a run."""
+    lines = [f"TensorBoard: tensorboard --logdir {os.path.join(config.pipeline_root, 'Trainer')}",
+             f"notebooks: TFDET_OUTPUT_ROOT={os.path.dirname(config.pipeline_root)} jupyter notebook notebooks/"]
+    if summary.get("pushed"):
+        lines.append(f"served model: {summary['pushed_model']} (tfdet predict {summary['pushed_model']} IMAGES... "
+                     f"--out predictions/)")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
+    from pipeline.console import quiet_console
+
+    progress = quiet_console(args.verbose)
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
@@ -58,31 +68,25 @@ def run(args: argparse.Namespace) -> int:
         from tfdet.dataio.synthetic import generate_default_dataset
 
         generate_default_dataset(os.path.dirname(configs.DATA_ROOT), os.path.basename(configs.DATA_ROOT))
-    pipeline_root = os.path.join(args.output_root, configs.PIPELINE_NAME)
-    metadata_path = os.path.join(args.output_root, "metadata", configs.PIPELINE_NAME, "metadata.db")
-    serving_dir = os.path.join(args.output_root, "serving_model", configs.PIPELINE_NAME)
-    os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
+    config = config_of(args)
+    os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
-        configs.PIPELINE_NAME, pipeline_root, args.data_root, serving_dir,
-        train_pattern=configs.TRAIN_PATTERN, eval_pattern=configs.EVAL_PATTERN, model_config=args.model_config,
-        num_classes=args.num_classes, train_steps=args.train_steps, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, min_map50=args.min_map50, max_map50_drop=args.max_map50_drop,
-        max_detections=configs.MAX_DETECTIONS, window_spans=args.window_spans,
-        distribution=None if args.distribution == "none" else args.distribution,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
-        beam_pipeline_args=configs.BEAM_PIPELINE_ARGS)
+        config, tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     started = time.perf_counter()
     failure = None
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # BoxGate's verdict, or another component's failure: summarise, then report
         failure = error
+        progress.failed()
     print("\n=== tfdet pipeline summary ===")
-    print(render(collect(metadata_path, pipeline_root, failed=failure is not None), time.perf_counter() - started))
+    summary = collect(config.metadata_path, config.pipeline_root, failed=failure is not None)
+    print(render(summary, time.perf_counter() - started))
     if failure is not None:
         print("nothing was trained or pushed; the served model is unchanged")
         print(f"\nthe run stopped: {failure}")
         return 1
+    print(where_next(config, summary))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""create_pipeline: the tfdet TFX DAG. It only wires components; every knob comes in as an argument.
+"""create_pipeline: the tfdet TFX DAG. It only wires components; every knob comes in its PipelineConfig.
 
 ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> BoxGate
 -> Transform (analyzers) -> Trainer (the newest span plus the accepted spans of the rolling window; warm start
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
@@ -20,6 +20,7 @@ from components import span_registry
 from components.baseline_blessing import CompareWithBaseline
 from components.box_gate import BoxGate
 from components.schema import detection_schema
+from pipeline.configs import PipelineConfig
 from tfdet.dataio import features
 from tfdet.training.distribute import STRATEGIES
 
@@ -93,35 +94,15 @@ def recipe_steps(model_config: str) -> int:
     return int(recipe["steps"])
 
 
-def create_pipeline(
-    pipeline_name: str,
-    pipeline_root: str,
-    data_root: str,
-    serving_model_dir: str,
-    *,
-    train_pattern: str = "span-{SPAN}/train-*.tfrecord",
-    eval_pattern: str = "span-{SPAN}/eval-*.tfrecord",
-    model_config: str = "cpu_small",
-    num_classes: int = 5,
-    train_steps: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    learning_rate: Optional[float] = None,
-    min_map50: float = 0.5,
-    max_map50_drop: float = 0.01,
-    max_detections: int = 100,
-    window_spans: int = 1,
-    distribution: Optional[str] = None,
-    trainer_resources: Optional[Dict[str, Any]] = None,
-    metadata_connection_config=None,
-    beam_pipeline_args: Optional[List[str]] = None,
-    enable_cache: bool = True,
-) -> tfx.dsl.Pipeline:
-    """The tfdet pipeline; see pipeline/configs.py for what each argument means.
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """The tfdet pipeline of ``config`` (see :class:`pipeline.configs.PipelineConfig` for every knob).
 
-    ``trainer_resources`` (Kubeflow only: ``cpu``, ``memory_gb``, ``accelerator``, ``accelerator_count``)
-    sizes the Trainer's pod; the local runner ignores it. ``train_steps``, ``batch_size`` and
-    ``learning_rate`` default to the zoo entry's recipe.
+    ``config.trainer_resources`` (Kubeflow only) sizes the Trainer's pod; the local runner ignores it.
+    ``train_steps``, ``batch_size`` and ``learning_rate`` default to the zoo entry's recipe.
     """
+    c = config
+    pipeline_root, data_root, serving_model_dir = c.pipeline_root, c.data_root, c.serving_model_dir
+    num_classes, window_spans, distribution = c.num_classes, c.window_spans, c.distribution
     span_registry.check_window(window_spans)
     named = [name for name in STRATEGIES if name != "default"]
     if distribution is not None and distribution not in named:
@@ -129,8 +110,8 @@ def create_pipeline(
     registry_dir = os.path.join(pipeline_root, "accepted_spans")
     example_gen = tfx.components.ImportExampleGen(
         input_base=data_root,
-        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="train", pattern=train_pattern),
-                                             tfx.proto.Input.Split(name="eval", pattern=eval_pattern)]))
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="train", pattern=c.train_pattern),
+                                             tfx.proto.Input.Split(name="eval", pattern=c.eval_pattern)]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=write_schema(pipeline_root, num_classes))
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
@@ -146,29 +127,29 @@ def create_pipeline(
         run_fn="models.trainer.run_fn",
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
-        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=train_steps or recipe_steps(model_config)),
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=c.train_steps or recipe_steps(c.model_config)),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
-        custom_config={"model_config": model_config, "num_classes": num_classes, "batch_size": batch_size,
-                       "learning_rate": learning_rate, "warm_start_dir": serving_model_dir,
+        custom_config={"model_config": c.model_config, "num_classes": num_classes, "batch_size": c.batch_size,
+                       "learning_rate": c.learning_rate, "warm_start_dir": serving_model_dir,
                        "window_spans": window_spans, "accepted_spans_dir": registry_dir,
                        "distribution": distribution})
     trainer.add_upstream_node(box_gate)
-    if trainer_resources:
-        trainer.with_platform_config(resource_spec(**trainer_resources))
+    if c.trainer_resources:
+        trainer.with_platform_config(resource_spec(**c.trainer_resources))
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        example_splits=["eval"], eval_config=eval_config(num_classes, min_map50, max_detections))
+        example_splits=["eval"], eval_config=eval_config(num_classes, c.min_map50, c.max_detections))
     compare = CompareWithBaseline(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         evaluation_blessing=evaluator.outputs["blessing"], serving_dir=serving_model_dir, num_classes=num_classes,
-        max_map50_drop=max_map50_drop)
+        max_map50_drop=c.max_map50_drop)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=compare.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
     return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name, pipeline_root=pipeline_root,
+        pipeline_name=c.pipeline_name, pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, box_gate, transform, trainer,
                     evaluator, compare, pusher],
-        enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args or [])
+        enable_cache=c.enable_cache, metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(c.beam_pipeline_args or []))
