@@ -172,7 +172,8 @@ class Registry:
 BACKBONES = Registry("backbone", builtins=("tfdet.models.backbones",))
 NECKS = Registry("neck", builtins=("tfdet.models.necks",))
 HEADS = Registry("head", builtins=("tfdet.models.heads",))
-ASSIGNERS = Registry("assigner", builtins=("tfdet.core.assigners",))
+ASSIGNERS = Registry("assigner", builtins=("tfdet.core.assigners", "tfdet.core.atss_assigner",
+                                                  "tfdet.core.fcos_assigner"))
 SAMPLERS = Registry("sampler", builtins=("tfdet.core.samplers",))
 BOX_CODERS = Registry("box coder", builtins=("tfdet.core.box_coders",))
 LOSSES = Registry("loss", builtins=("tfdet.models.losses",))

@@ -91,6 +91,12 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     history = json.load(open(os.path.join(model.uri, "training_history.json")))
     assert len(history["dataset_statistics"]["pixel_mean"]) == 3
     assert 0.0 < history["dataset_statistics"]["box_height_mean"] < 1.0
+    model_run = _latest(store, "ModelRun")
+    assert any("tfevents" in name for _, _, names in os.walk(os.path.join(model_run.uri, "logs")) for name in names)
+    for component in ("ImportExampleGen", "BoxGate", "Trainer", "Pusher"):  # the console's progress lines
+        assert f"{component} ..." in printed and any(
+            line.split()[1:3] == [component, "COMPLETE"] for line in printed.splitlines() if line[:2].isdigit())
+    assert "TensorBoard: tensorboard --logdir" in printed and "served model: " in printed
     assert summary["comparison"]["value_threshold_passed"] and summary["comparison"]["baseline_model"] is None
     blessing = _latest(store, "ModelBlessing", "CompareWithBaseline")
     assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
@@ -105,12 +111,13 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
 
     # 2. nothing new: every component is served from the cache
     assert run(data_root, output_root) == 0
-    capsys.readouterr()
+    printed = capsys.readouterr().out
     store, runs = executions(metadata_path)
     second = runs[first_executions:]
     names = {t.id: t.name for t in store.get_execution_types()}
     states = {names[e.type_id]: e.last_known_state for e in second if "Resolver" not in names[e.type_id]}
     assert states and set(states.values()) == {metadata_store_pb2.Execution.CACHED}, states
+    assert "Trainer                CACHED" in printed
     assert len(os.listdir(serving_dir)) == 1
 
     # 3. span 2, good and larger: warm start from the blessed model, trained on the window (spans 2 and 1),
@@ -140,6 +147,7 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "box gate: FAILED (2 bad examples {'box_inverted': 2})" in printed
     assert "BoxGate stopped the pipeline: 2 of 32 examples have bad boxes or images" in printed
+    assert any(line.split()[1:3] == ["BoxGate", "FAILED"] for line in printed.splitlines() if line[:2].isdigit())
     assert "source_id 'broken-2': box_inverted" in printed and "source_id 'broken-5'" in printed
     assert "nothing was trained or pushed; the served model is unchanged" in printed
     kept = printed.split("Full report: ")[1].split()[0]

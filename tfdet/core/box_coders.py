@@ -59,3 +59,26 @@ class DeltaXYWHCoder:
 
     def get_config(self) -> dict:
         return {"name": "deltaxywh", "scale_factors": self.scale_factors, "wh_ratio_clip": self.wh_ratio_clip}
+
+
+@BOX_CODERS.register("distance", aliases=("DistancePointBBoxCoder",))
+class DistancePointCoder:
+    """Boxes as distances from a point to their sides (FCOS; mmdetection's DistancePointBBoxCoder).
+
+    ``encode(points, boxes)`` -> (top, left, bottom, right); ``decode(points, distances)`` -> boxes
+    (ymin, xmin, ymax, xmax). The order follows tfdet's y-first boxes; mmdetection's is x-first
+    (left, top, right, bottom). Points are (y, x).
+    """
+
+    def encode(self, points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
+        from tfdet.core.centerness import point_box_distances
+
+        return point_box_distances(points, boxes)
+
+    def decode(self, points: tf.Tensor, distances: tf.Tensor) -> tf.Tensor:
+        top, left, bottom, right = tf.unstack(distances, 4, axis=-1)
+        y, x = points[..., 0], points[..., 1]
+        return tf.stack([y - top, x - left, y + bottom, x + right], axis=-1)
+
+    def get_config(self) -> dict:
+        return {"name": "distance"}

@@ -101,7 +101,7 @@ class OneStageModel(tf_keras.Model):
             self.neck = NECKS.build(self.config.neck)
             self.head = HEADS.build(self.config.head)
         self.preprocessor = Preprocessor(*self.config.input_size, self.config.mean, self.config.std)
-        self.trackers = {name: tf_keras.metrics.Mean(name=name) for name in ("loss", "loss_cls", "loss_bbox")}
+        self.trackers = {name: tf_keras.metrics.Mean(name=name) for name in ("loss", *self.head.loss_names)}
         if load_pretrained and getattr(self.backbone, "init_cfg", None):
             self._load_pretrained_backbone()
 
@@ -177,11 +177,10 @@ class OneStageModel(tf_keras.Model):
         ]
 
     def compute_losses(self, batch: Dict[str, tf.Tensor], training: bool) -> Dict[str, tf.Tensor]:
-        cls_scores, bbox_preds = self(batch["image"], training=training)
+        outputs = self(batch["image"], training=training)
         with tf.control_dependencies(self._check_targets(batch)):
-            losses = self.head.loss_fn(cls_scores, bbox_preds, self.head.anchors(cls_scores), batch["bboxes"],
-                                       batch["labels"], batch["mask"])
-        losses["loss"] = losses["loss_cls"] + losses["loss_bbox"]
+            losses = self.head.loss(outputs, batch)
+        losses["loss"] = tf.add_n([losses[name] for name in self.head.loss_names])
         if self.losses:
             losses["loss"] += tf.add_n([tf.cast(x, tf.float32) for x in self.losses])
         return losses
@@ -217,9 +216,8 @@ class OneStageModel(tf_keras.Model):
 
     def detect(self, images: tf.Tensor, **overrides: Any) -> Dict[str, tf.Tensor]:
         """Detections for a batch of preprocessed images, boxes normalised to the input."""
-        cls_scores, bbox_preds = self._forward(images)
         shape = tf.shape(images)
-        return self.head.get_detections(cls_scores, bbox_preds, shape[1], shape[2], **overrides)
+        return self.head.predict(self._forward(images), shape[1], shape[2], **overrides)
 
     def predict_step(self, data) -> Dict[str, tf.Tensor]:
         images = data["image"] if isinstance(data, dict) else (data[0] if isinstance(data, (tuple, list)) else data)

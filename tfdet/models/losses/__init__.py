@@ -1,7 +1,8 @@
 """Losses, built by name from LOSSES (importing this package registers them)."""
 
+from tfdet.models.losses.cross_entropy import CrossEntropyLoss
 from tfdet.models.losses.focal import FocalLoss
 from tfdet.models.losses.iou import GIoULoss, IoULoss
 from tfdet.models.losses.regression import L1Loss, SmoothL1Loss
 
-__all__ = ["FocalLoss", "SmoothL1Loss", "L1Loss", "IoULoss", "GIoULoss"]
+__all__ = ["CrossEntropyLoss", "FocalLoss", "SmoothL1Loss", "L1Loss", "IoULoss", "GIoULoss"]

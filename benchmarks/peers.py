@@ -1,0 +1,204 @@
+"""tfdet against KerasHub's RetinaNet R50-FPN, side by side in one run, under one protocol.
+
+    .venv/bin/python benchmarks/peers.py [--rounds 2]          # make bench-peers
+
+Sets up the peer in an environment of its own on first use (Python 3.11, tensorflow==2.21.0,
+keras-hub==0.32.0, in $TFDET_HOME/peers/kerashub; a few minutes of pip), then measures, alternating
+the systems within every round so that they share the machine's state:
+
+* the CPU's matmul peak (2048^3 tf.matmul, float32 and bfloat16, best of 10);
+* per system and precision (float32, mixed_bfloat16), random init, 512x512, 20 classes:
+  inference = network + box decoding + NMS on one image (median of 7 after a warm-up);
+  training = fit on a fixed batch of 2 (4 steps after a warm-up).
+
+Systems: KerasHub ``ResNetBackbone`` (bottleneck, [3, 4, 6, 3]) -> ``RetinaNetBackbone`` (P3-P7) ->
+``RetinaNetObjectDetector``; tfdet's ``retinanet_resnet50_fpn`` (the like-for-like row: ResNet-50
+v1, FPN P3-P7, RetinaNet head) and the seed's ``retinanet_resnetv2_50_fpn_512`` (BiT ResNetV2-50).
+Each measurement runs in a fresh process. Writes benchmarks/results/peers.json (every measurement, the
+medians, ratios to KerasHub, fractions of the matmul peak from TensorFlow's own FLOP count) and
+benchmarks/results/peers.png (bar chart).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from benchmarks.report import RESULTS, save  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKERS = os.path.join(HERE, "peers")
+KERASHUB_PACKAGES = ["tensorflow==2.21.0", "keras-hub==0.32.0"]
+PRECISIONS = ("float32", "mixed_bfloat16")
+TFDET_MODELS = {"tfdet ResNet-50 RetinaNet (retinanet_resnet50_fpn)": "retinanet_resnet50_fpn",
+                "tfdet seed config (BiT R50, retinanet_resnetv2_50_fpn_512)": "retinanet_resnetv2_50_fpn_512"}
+KERASHUB = "KerasHub 0.32 RetinaNet R50-FPN"
+
+
+def cache_home() -> str:
+    home = os.environ.get("TFDET_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "tfdet")
+    return os.path.join(home, "peers")
+
+
+def kerashub_python(setup: bool = True) -> str:
+    """The KerasHub environment's python, created (venv + pinned pip install) when missing."""
+    env = os.path.join(cache_home(), "kerashub")
+    python = os.path.join(env, "bin", "python")
+    stamp = os.path.join(env, ".installed")
+    if os.path.exists(stamp):
+        return python
+    if not setup:
+        raise SystemExit(f"the KerasHub environment is not set up ({env}); run without --no-setup")
+    interpreter = shutil.which("python3.11")
+    if interpreter is None:
+        raise SystemExit("KerasHub 0.32 with TensorFlow 2.21 needs Python 3.11 (python3.11 not found)")
+    print(f"setting up {env}: {' '.join(KERASHUB_PACKAGES)}", flush=True)
+    subprocess.run([interpreter, "-m", "venv", env], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", *KERASHUB_PACKAGES], check=True)
+    open(stamp, "w").close()
+    return python
+
+
+def run_worker(command: List[str]) -> Dict:
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        return {"error": f"worker printed no result (exit {completed.returncode}): {completed.stderr[-500:]}"}
+    return json.loads(lines[-1])
+
+
+def measure(rounds: int, repeats: Dict[str, int], setup: bool) -> Dict:
+    peer = kerashub_python(setup)
+    systems = {KERASHUB: lambda p, m: [peer, os.path.join(WORKERS, "kerashub_worker.py"), "--precision", p,
+                                       "--mode", m, "--repeats", str(repeats[m])]}
+    def tfdet_command(model: str):
+        return lambda p, m: [sys.executable, os.path.join(WORKERS, "tfdet_worker.py"), "--model", model,
+                             "--precision", p, "--mode", m, "--repeats", str(repeats[m])]
+
+    for name, model in TFDET_MODELS.items():
+        systems[name] = tfdet_command(model)
+    runs: List[Dict] = []
+    peaks = []
+    for round_index in range(rounds):
+        peaks.append(run_worker([sys.executable, os.path.join(WORKERS, "matmul_worker.py")]))
+        for precision in PRECISIONS:
+            for mode in ("infer", "train"):
+                for name, command in systems.items():
+                    result = run_worker(command(precision, mode))
+                    result.update(system=name, precision=precision, mode=mode, round=round_index)
+                    shown = result.get("seconds_per_image") or result.get("images_per_second") or result.get("error")
+                    print(f"round {round_index} {precision:15s} {mode:5s} {name}: {shown}", flush=True)
+                    runs.append(result)
+    return {"runs": runs, "peaks": peaks}
+
+
+def _median(runs: List[Dict], system: str, precision: str, mode: str) -> Optional[float]:
+    key = "seconds_per_image" if mode == "infer" else "images_per_second"
+    values = [r[key] for r in runs if (r["system"], r["precision"], r["mode"]) == (system, precision, mode)
+              and key in r]
+    return statistics.median(values) if values else None
+
+
+def summarise(measured: Dict) -> Dict:
+    runs = measured["runs"]
+    peak = {dtype: max(p[f"{dtype}_gflops"] for p in measured["peaks"]) for dtype in ("float32", "bfloat16")}
+    table = {}
+    for system in [KERASHUB, *TFDET_MODELS]:
+        row = {}
+        flops = next((r["forward_gflops"] for r in runs if r["system"] == system and "forward_gflops" in r), None)
+        for precision in PRECISIONS:
+            infer, train = _median(runs, system, precision, "infer"), _median(runs, system, precision, "train")
+            errors = {r["mode"]: r["error"] for r in runs
+                      if (r["system"], r["precision"]) == (system, precision) and "error" in r}
+            peak_gflops = peak["bfloat16" if precision == "mixed_bfloat16" else "float32"]
+            row[precision] = {
+                "inference_seconds_per_image": round(infer, 3) if infer else None,
+                "training_images_per_second": round(train, 3) if train else None,
+                "errors": errors,
+                # training ~ 3x the forward FLOPs (forward + backward through activations and weights)
+                "inference_fraction_of_peak": round(flops / infer / peak_gflops, 3) if infer and flops else None,
+                "training_fraction_of_peak": round(3 * flops * train / peak_gflops, 3) if train and flops else None,
+            }
+        table[system] = {"forward_gflops": flops, **row}
+    ratios = {}
+    hub = table[KERASHUB]
+    best_hub_infer = min(v for v in (hub[p]["inference_seconds_per_image"] for p in PRECISIONS) if v)
+    best_hub_train = max(v for v in (hub[p]["training_images_per_second"] for p in PRECISIONS) if v)
+    for system in TFDET_MODELS:
+        ratios[system] = {
+            "inference_fp32_vs_fp32": _ratio(hub["float32"]["inference_seconds_per_image"],
+                                             table[system]["float32"]["inference_seconds_per_image"]),
+            "training_fp32_vs_fp32": _ratio(table[system]["float32"]["training_images_per_second"],
+                                            hub["float32"]["training_images_per_second"]),
+            "inference_bf16_vs_best_working": _ratio(best_hub_infer,
+                                                     table[system]["mixed_bfloat16"]["inference_seconds_per_image"]),
+            "training_bf16_vs_best_working": _ratio(table[system]["mixed_bfloat16"]["training_images_per_second"],
+                                                    best_hub_train),
+        }
+    return {"matmul_peak_gflops": peak, "table": table, "speedup_over_kerashub": ratios}
+
+
+def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+    return round(numerator / denominator, 2) if numerator and denominator else None
+
+
+def chart(summary: Dict, path: str) -> None:
+    """Two bar groups (inference images/s, training images/s) per system and precision, drawn with Pillow."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    systems = list(summary["table"])
+    colours = {"float32": (90, 140, 220), "mixed_bfloat16": (240, 150, 40)}
+    panels = (("inference, images/s (1 / s per image)", lambda row: 1 / row["inference_seconds_per_image"]
+               if row["inference_seconds_per_image"] else None),
+              ("training, images/s (fit, batch 2)", lambda row: row["training_images_per_second"]))
+    width, bar_area = 900, 130
+    image = Image.new("RGB", (width, 60 + len(panels) * (len(systems) * 2 * 16 + 60)), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((10, 8), "tfdet vs KerasHub RetinaNet R50-FPN, 512x512, 20 classes, 2 CPU cores (benchmarks/peers.py)",
+              fill="black", font=font)
+    top = 30
+    for title, value_of in panels:
+        draw.text((10, top), title, fill="black", font=font)
+        top += 18
+        values = [value_of(summary["table"][s][p]) for s in systems for p in PRECISIONS]
+        scale = (width - 420) / max(v for v in values if v)
+        for system in systems:
+            for precision in PRECISIONS:
+                value = value_of(summary["table"][system][precision])
+                label = f"{system[:44]} {'bf16' if precision != 'float32' else 'fp32'}"
+                draw.text((10, top), label, fill="black", font=font)
+                if value:
+                    draw.rectangle([340, top + 1, 340 + value * scale, top + 11], fill=colours[precision])
+                    draw.text((345 + value * scale, top), f"{value:.2f}", fill="black", font=font)
+                else:
+                    draw.text((345, top), "fails", fill=(200, 0, 0), font=font)
+                top += 16
+        top += bar_area - 120
+    image.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (medians over them)")
+    parser.add_argument("--infer-repeats", type=int, default=7)
+    parser.add_argument("--train-steps", type=int, default=4)
+    parser.add_argument("--no-setup", action="store_true", help="fail instead of creating the KerasHub environment")
+    args = parser.parse_args()
+    measured = measure(args.rounds, {"infer": args.infer_repeats, "train": args.train_steps}, not args.no_setup)
+    summary = summarise(measured)
+    chart(summary, os.path.join(RESULTS, "peers.png"))
+    save("peers.json", {**summary, "protocol": {"size": 512, "num_classes": 20, "infer_repeats": args.infer_repeats,
+                                                "train_batch": 2, "train_steps": args.train_steps,
+                                                "rounds": args.rounds, "cores": os.cpu_count()},
+                        "measurements": measured})
+
+
+if __name__ == "__main__":
+    main()

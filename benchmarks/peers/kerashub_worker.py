@@ -1,0 +1,89 @@
+"""One measurement of KerasHub's RetinaNet R50-FPN, run inside the KerasHub environment (benchmarks/peers.py).
+
+    python kerashub_worker.py --precision float32|mixed_bfloat16 --mode infer|train
+
+Prints one JSON line: seconds per image (infer: the traced predict step on one 512x512 image, network +
+box decoding + NMS, median of --repeats after a warm-up) or images per second (train: fit on a fixed
+batch of 2, --repeats steps after a warm-up), or the error when it fails.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def build(num_classes: int):
+    import keras_hub
+
+    encoder = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[3, 4, 6, 3], stackwise_num_strides=[1, 2, 2, 2], block_type="bottleneck_block")
+    backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=3, max_level=7, use_p5=False)
+    return keras_hub.models.RetinaNetObjectDetector(backbone=backbone, num_classes=num_classes,
+                                                    bounding_box_format="yxyx")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--mode", choices=("infer", "train"), required=True)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--num-classes", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    result = {"system": "KerasHub RetinaNet R50-FPN", "precision": args.precision, "mode": args.mode}
+    try:
+        import keras
+        import numpy as np
+        import tensorflow as tf
+
+        keras.mixed_precision.set_global_policy(args.precision)
+        model = build(args.num_classes)
+        from flops import forward_flops
+
+        rng = np.random.RandomState(0)
+        result["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__,
+                              "keras_hub": __import__("keras_hub").__version__}
+        result["forward_gflops"] = round(forward_flops(lambda x: model(x), tf.zeros([1, args.size, args.size, 3]))
+                                         / 1e9, 2)
+        if args.mode == "infer":
+            image = tf.constant(rng.uniform(0, 255, (1, args.size, args.size, 3)).astype("float32"))
+            # the traced predict step (network, box decoding, NMS), as Keras' predict runs it; predict_on_batch
+            # passes a 1-tuple that KerasHub 0.32's decode_predictions cannot unpack
+            predict = tf.function(model.predict_step)
+            for _ in range(2):
+                tf.nest.map_structure(lambda t: t.numpy(), predict(image))
+            times = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                tf.nest.map_structure(lambda t: t.numpy(), predict(image))
+                times.append(time.perf_counter() - started)
+            result["seconds_per_image"] = statistics.median(times)
+        else:
+            images = rng.uniform(0, 255, (2, args.size, args.size, 3)).astype("float32")
+            boxes = np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2, "float32")
+            labels = np.array([[1, 5, 7]] * 2, "float32")
+            model.compile(optimizer=keras.optimizers.Adam(1e-4))
+            batches = tf.data.Dataset.from_tensors((images, {"boxes": boxes, "labels": labels})).repeat()
+            model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)  # warm-up: tracing
+            started = time.perf_counter()
+            model.fit(batches, steps_per_epoch=args.repeats, epochs=1, verbose=0)
+            result["images_per_second"] = args.repeats * 2 / (time.perf_counter() - started)
+        result["params"] = int(model.count_params())
+    except Exception as error:  # a peer that fails is a result too
+        result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+        result["traceback"] = traceback.format_exc()[-1500:]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""One measurement of a tfdet detector under the peers protocol (benchmarks/peers.py).
+
+    python tfdet_worker.py --model retinanet_resnet50_fpn --precision float32|mixed_bfloat16 --mode infer|train
+
+Random init, 512x512, 20 classes. infer: the traced detect function (network + box decoding + NMS) on one
+image, median of --repeats after a warm-up; train: fit on a fixed batch of 2, --repeats steps after a
+warm-up. Prints one JSON line (also the network's forward FLOPs, counted by TensorFlow's profiler).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="retinanet_resnet50_fpn")
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--mode", choices=("infer", "train"), required=True)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--num-classes", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    result = {"system": f"tfdet {args.model}", "precision": args.precision, "mode": args.mode}
+    try:
+        import ast
+
+        import numpy as np
+        import tensorflow as tf
+        import tf_keras
+
+        import tfdet
+        from benchmarks.peers.flops import forward_flops
+
+        overrides = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            overrides[key] = ast.literal_eval(value)
+        model = tfdet.create_model(args.model, num_classes=args.num_classes, pretrained=False,
+                                   mixed_precision=args.precision, **overrides)
+        rng = np.random.RandomState(0)
+        result["versions"] = {"tensorflow": tf.__version__, "tfdet": tfdet.__version__}
+        result["forward_gflops"] = round(forward_flops(lambda x: model(x), tf.zeros([1, args.size, args.size, 3]))
+                                         / 1e9, 2)
+        if args.mode == "infer":
+            image = tf.constant(rng.normal(size=(1, args.size, args.size, 3)).astype("float32"))
+            detect = model.detect_function()
+            for _ in range(2):
+                detect(image)["num_detections"].numpy()
+            times = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                detect(image)["num_detections"].numpy()
+                times.append(time.perf_counter() - started)
+            result["seconds_per_image"] = statistics.median(times)
+        else:
+            images = rng.normal(size=(2, args.size, args.size, 3)).astype("float32")
+            boxes = np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2, "float32")
+            batch = {"image": images, "bboxes": boxes, "labels": np.array([[1, 5, 7]] * 2, "int32"),
+                     "mask": np.ones((2, 3), bool)}
+            model.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
+            batches = tf.data.Dataset.from_tensors(batch).repeat()
+            model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)  # warm-up: tracing
+            started = time.perf_counter()
+            model.fit(batches, steps_per_epoch=args.repeats, epochs=1, verbose=0)
+            result["images_per_second"] = args.repeats * 2 / (time.perf_counter() - started)
+        result["params"] = int(model.count_params())
+    except Exception as error:
+        result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+        result["traceback"] = traceback.format_exc()[-1500:]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
