@@ -74,7 +74,7 @@ class FCOSHead(DenseHead):
             raise ValueError(f"FCOSHead: {len(features)} pyramid levels but {len(self.strides)} strides "
                              f"{self.strides}; make neck num_nb_outs match")
         cls_scores, bbox_preds, centernesses = [], [], []
-        for feature, scale, stride in zip(features, self.scales, self.strides):
+        for feature, scale in zip(features, self.scales):
             cls_feature = self.run_tower(feature, self.cls_convs, self.cls_norms)
             reg_feature = self.run_tower(feature, self.reg_convs, self.reg_norms)
             distances = tf.cast(scale(self.conv_reg(reg_feature)), tf.float32)
