@@ -44,6 +44,7 @@ from tfdet.zoo import get_entry, model_config, train_recipe  # noqa: E402
 
 RUNS = {
     "pretrained": ("retinanet_resnet50_fpn_cpu", {}),
+    "pretrained_atss": ("atss_resnet50_fpn_cpu", {}),
     "scratch": ("retinanet_resnet50_fpn_cpu", {"pretrained": False, "backbone.frozen_stages": -1,
                                                "backbone.norm_eval": False}),
     "scratch_cpu_small": ("cpu_small", {}),

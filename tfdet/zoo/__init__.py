@@ -22,8 +22,8 @@ from typing import Any, Dict, List, Optional, Union
 
 from tfdet.registry import Registry
 
-ENTRIES = ("retinanet_resnetv2_50_fpn_512", "retinanet_resnet50_fpn", "retinanet_resnet50_fpn_cpu", "cpu_small",
-           "fcos_cpu_small", "atss_cpu_small", "tiny")
+ENTRIES = ("retinanet_resnetv2_50_fpn_512", "retinanet_resnet50_fpn", "retinanet_resnet50_fpn_cpu",
+           "atss_resnet50_fpn_cpu", "cpu_small", "fcos_cpu_small", "atss_cpu_small", "tiny")
 ZOO = Registry("model")
 for _name in ENTRIES:
     ZOO.register(_name)(_name)

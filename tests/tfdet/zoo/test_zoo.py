@@ -11,7 +11,8 @@ from tfdet.zoo import ENTRIES, get_entry, model_config, train_recipe
 
 def test_list_models_filters_by_pattern():
     assert tfdet.list_models() == sorted(ENTRIES)
-    assert tfdet.list_models("retinanet_resnet50*") == ["retinanet_resnet50_fpn", "retinanet_resnet50_fpn_cpu"]
+    assert tfdet.list_models("*resnet50*") == ["atss_resnet50_fpn_cpu", "retinanet_resnet50_fpn",
+                                                "retinanet_resnet50_fpn_cpu"]
     with pytest.raises(RegistryError, match="unknown model 'cpu_smal'. Did you mean 'cpu_small'?"):
         get_entry("cpu_smal")
 
@@ -47,7 +48,7 @@ def test_pretrained_selects_the_backbone_weights():
     assert chosen["backbone"]["init_cfg"] == {"name": "Pretrained", "checkpoint": "weights/r50.safetensors"}
     with pytest.raises(ValueError, match="zoo model 'cpu_small' has no pretrained weights; pass "
                                          "pretrained='<checkpoint>' or choose one of retinanet_resnet50_fpn, "
-                                         "retinanet_resnet50_fpn_cpu"):
+                                         "retinanet_resnet50_fpn_cpu, atss_resnet50_fpn_cpu"):
         model_config("cpu_small", pretrained=True)
 
 
