@@ -61,3 +61,13 @@ def test_config_errors():
     neck, _ = build()
     arguments = {k: v for k, v in neck.get_config().items() if k not in ("name", "trainable", "dtype")}
     assert NECKS.build({"name": "fpn", **arguments}).get_config() == neck.get_config()
+
+
+def test_end_level_is_inclusive_as_in_mmdetection():
+    # mmdetection: FPN(in_channels=[...4], start_level=1, end_level=2) uses C3 and C4 (backbone_end_level = 3)
+    neck, outs = build(end_level=2, num_nb_outs=3, add_extra_convs="on_input")
+    assert len(neck.lateral_convs) == 2
+    assert [tuple(o.shape) for o in outs] == [(1, 16, 16, 8), (1, 8, 8, 8), (1, 4, 4, 8)]
+    assert neck.fpn_convs[2].conv.kernel.shape == (3, 3, 40, 8)  # the extra conv reads C4, the last used input
+    with pytest.raises(ValueError, match=r"need 0 <= start_level <= end_level < num_nb_ins \(end_level inclusive"):
+        build(end_level=4)

@@ -42,7 +42,8 @@ class FPN(tf_keras.layers.Layer):
         num_nb_outs: number of pyramid outputs (mmdet: num_outs); outputs past
             the backbone's levels are extra levels.
         filters: channels of every output (mmdet: out_channels).
-        end_level: last backbone feature used (exclusive; -1 = all).
+        end_level: last backbone feature used, inclusive (-1 = all), as mmdetection's FPN
+            (``backbone_end_level = end_level + 1``).
         add_extra_convs: False: extra levels by stride-2 max-pooling of the last
             output; True or 'on_input': a stride-2 3x3 conv on the last used
             backbone feature; 'on_lateral': on the last lateral;
@@ -63,10 +64,11 @@ class FPN(tf_keras.layers.Layer):
             extra_convs_on, add_extra_convs = add_extra_convs, True
         if add_extra_convs and extra_convs_on not in _EXTRA_SOURCES:
             raise ValueError(f"fpn: extra_convs_on must be one of {_EXTRA_SOURCES}, got {extra_convs_on!r}")
-        backbone_end = num_nb_ins if end_level == -1 else end_level
+        backbone_end = num_nb_ins if end_level == -1 else end_level + 1
         if not 0 <= start_level < backbone_end <= num_nb_ins:
-            raise ValueError(f"fpn: need 0 <= start_level < end_level <= num_nb_ins, got start_level={start_level}, "
-                             f"end_level={end_level}, num_nb_ins={num_nb_ins}")
+            raise ValueError(f"fpn: need 0 <= start_level <= end_level < num_nb_ins (end_level inclusive, as "
+                             f"mmdetection; -1 = the last), got start_level={start_level}, end_level={end_level}, "
+                             f"num_nb_ins={num_nb_ins}")
         used = backbone_end - start_level
         if num_nb_outs < used:
             raise ValueError(f"fpn: num_nb_outs={num_nb_outs} is smaller than the {used} backbone levels used")
