@@ -16,6 +16,10 @@ RUN pip install --no-cache-dir --no-deps -e .
 ENV TFDET_HOME=/opt/tfdet
 RUN tfdet weights fetch keras:resnet50_imagenet
 
+# the commit the image was built from, recorded with every model it trains (docker build --build-arg TFDET_COMMIT=...)
+ARG TFDET_COMMIT=unknown
+ENV TFDET_COMMIT=$TFDET_COMMIT
+
 # tf_keras for TensorFlow's Keras (SavedModel export, TFT and TFMA need Keras 2); the components import
 # models.* and components.* by module path from the repository root.
 ENV TF_USE_LEGACY_KERAS=1 \

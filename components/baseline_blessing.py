@@ -5,19 +5,30 @@ predictions not keyed by model name, and the combiner looks them up under 'candi
 Evaluator judges the candidate alone against the value threshold, and this component does the change
 threshold: it evaluates the candidate and the baseline -- the newest model in the serving directory,
 i.e. the latest blessed one -- on the same eval split, through the same ``serving_default`` signature,
-with pycocotools, and blesses only when the candidate's mAP@0.5 drops by at most ``max_map50_drop``.
+with pycocotools, and blesses only when neither its mAP@0.5 nor any class's AP@0.5 regressed beyond the
+thresholds (see components/blessing_rules.py); comparison.json records the numbers and the reasons.
 The ModelBlessing it writes carries the properties LatestBlessedModelStrategy reads.
 """
 
-import json
 import os
+from typing import Any, Dict
 
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from components.blessing_rules import boxes_per_class, decide
 from components.box_checks import split_files
-from tfdet.evaluation.saved_model import evaluate_saved_model, ground_truth
+from tfdet.evaluation import average_precision, coco_metrics
+from tfdet.evaluation.saved_model import ground_truth, saved_model_detections
 from tfdet.export.serving import latest_version
+from tfdet.files import write_json
+
+
+def _metrics(saved_model_dir: str, records, truth, num_classes: int) -> Dict[str, Any]:
+    detections = saved_model_detections(saved_model_dir, records, truth)
+    coco = coco_metrics(truth, detections, num_classes)
+    at_50 = average_precision(truth, detections, num_classes, 0.5)
+    return {"AP50": coco["AP50"], "AP": coco["AP"], "per_class_AP50": at_50["per_class_AP"]}
 
 
 @tfx.dsl.components.component
@@ -28,30 +39,32 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     serving_dir: tfx.dsl.components.Parameter[str],
     num_classes: tfx.dsl.components.Parameter[int],
+    min_map50: tfx.dsl.components.Parameter[float] = 0.5,
     max_map50_drop: tfx.dsl.components.Parameter[float] = 0.01,
+    max_class_ap50_drop: tfx.dsl.components.Parameter[float] = 0.1,
+    min_class_boxes: tfx.dsl.components.Parameter[int] = 10,
     split: tfx.dsl.components.Parameter[str] = "eval",
 ) -> None:
-    """Writes BLESSED / NOT_BLESSED and comparison.json."""
-    verdict = {"value_threshold_passed": bool(evaluation_blessing.get_int_custom_property("blessed")),
-               "baseline_model": latest_version(serving_dir), "max_map50_drop": max_map50_drop}
-    blessed = verdict["value_threshold_passed"]
-    if blessed and verdict["baseline_model"]:
-        files = sorted(split_files(examples.uri, split))
-        records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
-        truth = ground_truth(records)
-        candidate = evaluate_saved_model(os.path.join(model.uri, "Format-Serving"), records, num_classes, truth=truth)
-        baseline = evaluate_saved_model(verdict["baseline_model"], records, num_classes, truth=truth)
-        verdict.update({"candidate_map50": candidate["AP50"], "baseline_map50": baseline["AP50"],
-                        "candidate_map": candidate["AP"], "baseline_map": baseline["AP"]})
-        blessed = candidate["AP50"] >= baseline["AP50"] - max_map50_drop
-    verdict["blessed"] = blessed
+    """Writes BLESSED / NOT_BLESSED and comparison.json (the verdict of :func:`components.blessing_rules.decide`)."""
+    baseline_model = latest_version(serving_dir)
+    files = sorted(split_files(examples.uri, split))
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    truth = ground_truth(records)
+    candidate = _metrics(os.path.join(model.uri, "Format-Serving"), records, truth, num_classes)
+    baseline = _metrics(baseline_model, records, truth, num_classes) if baseline_model else None
+    verdict = decide(bool(evaluation_blessing.get_int_custom_property("blessed")), candidate, baseline,
+                     boxes_per_class(truth, {i: str(i) for i in range(num_classes)}), min_map50, max_map50_drop,
+                     max_class_ap50_drop, min_class_boxes)
+    verdict.update(value_threshold_passed=bool(evaluation_blessing.get_int_custom_property("blessed")),
+                   baseline_model=baseline_model, min_map50=min_map50, max_map50_drop=max_map50_drop,
+                   max_class_ap50_drop=max_class_ap50_drop, min_class_boxes=min_class_boxes)
+    blessed = verdict["blessed"]
     tf.io.gfile.makedirs(blessing.uri)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as marker:
         marker.write("")  # GFile creates the file on the first write
-    with tf.io.gfile.GFile(os.path.join(blessing.uri, "comparison.json"), "w") as handle:
-        json.dump(verdict, handle, indent=2)
+    write_json(os.path.join(blessing.uri, "comparison.json"), verdict)
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_int_custom_property("current_model_id", model.id)
-    if verdict["baseline_model"]:
-        blessing.set_string_custom_property("baseline_model", verdict["baseline_model"])
+    if baseline_model:
+        blessing.set_string_custom_property("baseline_model", baseline_model)

@@ -15,7 +15,6 @@ Files go through tf.io.gfile, so the roots may be gs:// (Kubeflow).
 """
 
 
-import json
 import os
 
 import tensorflow as tf
@@ -24,6 +23,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact, artifact_utils
 
 from components import box_checks, span_registry
+from tfdet.files import write_json
 
 
 class BoxGateReport(artifact.Artifact):
@@ -67,19 +67,14 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
         if split_anomalies:
             findings["schema_anomalies"][split] = split_anomalies
     findings["passed"] = box_checks.passed(findings)
-    path = os.path.join(report.uri, "report.json")
-    tf.io.gfile.makedirs(report.uri)
-    with tf.io.gfile.GFile(path, "w") as handle:
-        json.dump(findings, handle, indent=2)
+    write_json(os.path.join(report.uri, "report.json"), findings)
     report.set_int_custom_property("passed", int(findings["passed"]))
     report.set_int_custom_property("bad_examples", findings["bad_examples"])
     if not findings["passed"]:
         # TFX deletes a failed execution's outputs; keep the evidence beside them.
         kept = os.path.join(os.path.dirname(os.path.dirname(report.uri.rstrip("/"))), "failed_reports",
                             f"report-{os.path.basename(report.uri.rstrip('/'))}.json")
-        tf.io.gfile.makedirs(os.path.dirname(kept))
-        with tf.io.gfile.GFile(kept, "w") as handle:
-            json.dump(findings, handle, indent=2)
+        write_json(kept, findings)
         raise RuntimeError("BoxGate stopped the pipeline: " + box_checks.failure_message(findings, kept))
     if registry_dir:
         span_registry.register(registry_dir, _int_property(examples, "span"), _int_property(examples, "version"),

@@ -18,6 +18,8 @@ from typing import Dict, List
 
 import tensorflow as tf
 
+from tfdet.files import write_json
+
 
 def _path(registry_dir: str, span: int) -> str:
     return os.path.join(registry_dir, f"span-{int(span)}.json")
@@ -28,10 +30,7 @@ def register(registry_dir: str, span: int, version: int, examples_uri: str, exam
     tf.io.gfile.makedirs(registry_dir)
     entry = {"span": int(span), "version": int(version), "uri": examples_uri.rstrip("/"),
              "examples_checked": dict(examples_checked)}
-    path = _path(registry_dir, span)
-    with tf.io.gfile.GFile(path, "w") as handle:
-        json.dump(entry, handle, indent=2)
-    return path
+    return write_json(_path(registry_dir, span), entry)  # atomic: a crash never leaves half an entry
 
 
 def accepted(registry_dir: str) -> List[Dict]:

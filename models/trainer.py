@@ -19,6 +19,7 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
+import tfdet
 from models.transform import dataset_statistics
 from tfdet.dataio.pipeline import pipeline, training_batches
 from tfdet.export import export_saved_model
@@ -117,7 +118,8 @@ def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
               "dataset_statistics": stats,
               "train_spans": [{"span": e["span"], "uri": e["uri"]} for e in spans], "train_files": files,
               "distribution": {"strategy": strategy_name(strategy), "replicas": strategy.num_replicas_in_sync},
-              "model_config": model.config.to_dict()}
+              "model_config": model.config.to_dict(), "zoo_model": custom.get("model_config", "cpu_small"),
+              "code": tfdet.version_info()}
     return model, record
 
 

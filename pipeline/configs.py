@@ -40,9 +40,12 @@ WINDOW_SPANS = 1
 # machine) or "multi_worker" (MultiWorkerMirroredStrategy from the TF_CONFIG the training job sets).
 DISTRIBUTION = None
 
-# Blessing: the candidate must reach MIN_MAP50 and lose at most MAX_MAP50_DROP against the baseline.
+# Blessing: the candidate must reach MIN_MAP50 and lose at most MAX_MAP50_DROP against the baseline, and no
+# class with at least MIN_CLASS_BOXES eval boxes may lose more than MAX_CLASS_AP50_DROP of its AP@0.5.
 MIN_MAP50 = 0.5
 MAX_MAP50_DROP = 0.01
+MAX_CLASS_AP50_DROP = 0.1
+MIN_CLASS_BOXES = 10
 MAX_DETECTIONS = 100
 
 # Beam: the DirectRunner on every core locally; Dataflow / Flink / Spark by other arguments.
@@ -95,6 +98,9 @@ class PipelineConfig:
                                            type=float)
     min_map50: float = _knob(MIN_MAP50, "blessing: the candidate's mAP@0.5 must reach this (TFMA)")
     max_map50_drop: float = _knob(MAX_MAP50_DROP, "blessing: largest mAP@0.5 loss against the served model")
+    max_class_ap50_drop: float = _knob(MAX_CLASS_AP50_DROP, "blessing: largest AP@0.5 loss of any one class "
+                                                            "against the served model")
+    min_class_boxes: int = _knob(MIN_CLASS_BOXES, "blessing: classes with fewer eval boxes are not judged alone")
     max_detections: int = _knob(MAX_DETECTIONS, "detections per image the Evaluator reads")
     window_spans: int = _knob(WINDOW_SPANS, "train on the newest span and the k-1 accepted spans before it")
     distribution: Optional[str] = _knob(DISTRIBUTION, "tf.distribute strategy of the Trainer: none, mirrored, "

@@ -2,9 +2,12 @@
 
     python -m pipeline.local_runner [--data-root DIR] [--model-config NAME] [--train-steps N] [--output-root DIR]
         [--verbose]  (--help lists every knob of pipeline/configs.py)
+    python -m pipeline.local_runner status [--json]     what is served, and what made each version
+    python -m pipeline.local_runner rollback --to N     serve version N again (as a new version)
 
 With no arguments it generates the default dataset when missing, trains the CPU-sized model and
-ends with a summary of the run. Run from the repository root.
+ends with a summary of the run. Exit status: 0 pushed (or nothing new), 1 stopped (bad data or a
+failure), 3 trained but not blessed (nothing pushed). Run from the repository root.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 from pipeline import configs  # noqa: E402
+
+# exit codes: 0 a model was pushed (or nothing new: all cached); 1 the run stopped (bad data, a failure);
+# 3 a model was trained but not blessed, so nothing was pushed
+NOT_BLESSED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,8 +51,17 @@ def config_of(args: argparse.Namespace) -> configs.PipelineConfig:
 
 
 def where_next(config: configs.PipelineConfig, summary: dict) -> str:
-    """Where to look after a run."""
-    lines = [f"TensorBoard: tensorboard --logdir {os.path.join(config.pipeline_root, 'Trainer')}",
+    """Where to look after a run (and what needs a hand in the serving directory)."""
+    from tfdet.export.serving import is_complete
+
+    lines = []
+    if os.path.isdir(config.serving_model_dir):
+        cut = sorted(v for v in os.listdir(config.serving_model_dir)
+                     if v.isdigit() and not is_complete(os.path.join(config.serving_model_dir, v)))
+        if cut:
+            lines.append(f"warning: incomplete version(s) {', '.join(cut)} in {config.serving_model_dir} (a push cut "
+                         f"short?): tfdet ignores them; delete them so that TF Serving does not try to load them")
+    lines += [f"TensorBoard: tensorboard --logdir {os.path.join(config.pipeline_root, 'Trainer')}",
              f"notebooks: TFDET_OUTPUT_ROOT={os.path.dirname(config.pipeline_root)} jupyter notebook notebooks/"]
     if summary.get("pushed"):
         lines.append(f"served model: {summary['pushed_model']} (tfdet predict {summary['pushed_model']} IMAGES... "
@@ -87,10 +103,48 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nthe run stopped: {failure}")
         return 1
     print(where_next(config, summary))
+    if summary.get("blessed") is False:
+        print("the candidate was NOT blessed: nothing was pushed; the served model is unchanged")
+        return NOT_BLESSED
+    return 0
+
+
+def operate(argv) -> int:
+    """``status`` and ``rollback`` (see pipeline/operate.py)."""
+    import json
+
+    from pipeline.operate import lineage, render_status, rollback
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.local_runner " + argv[0])
+    parser.add_argument("--output-root", default=configs.OUTPUT_ROOT)
+    if argv[0] == "status":
+        parser.add_argument("--json", action="store_true", help="print the lineage as JSON")
+    else:
+        parser.add_argument("--to", type=int, required=True, help="the version to serve again")
+    args = parser.parse_args(argv[1:])
+    metadata = os.path.join(args.output_root, "metadata", configs.PIPELINE_NAME, "metadata.db")
+    serving = os.path.join(args.output_root, "serving_model", configs.PIPELINE_NAME)
+    if not os.path.exists(metadata):
+        print(f"no pipeline metadata at {metadata}; run the pipeline first", file=sys.stderr)
+        return 2
+    if argv[0] == "status":
+        entries = lineage(metadata, serving)
+        print(json.dumps(entries, indent=2, default=str) if args.json else render_status(entries, serving))
+        return 0
+    try:
+        target = rollback(metadata, serving, args.to)
+    except ValueError as error:
+        print(f"rollback: {error}", file=sys.stderr)
+        return 2
+    print(f"v{args.to} is served again as {target} (recorded in MLMD as a rollback); the next run warm-starts "
+          f"from it and compares against it")
     return 0
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("status", "rollback"):
+        return operate(argv)
     return run(_parser().parse_args(argv))
 
 

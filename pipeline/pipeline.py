@@ -142,7 +142,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     compare = CompareWithBaseline(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         evaluation_blessing=evaluator.outputs["blessing"], serving_dir=serving_model_dir, num_classes=num_classes,
-        max_map50_drop=c.max_map50_drop)
+        min_map50=c.min_map50, max_map50_drop=c.max_map50_drop, max_class_ap50_drop=c.max_class_ap50_drop,
+        min_class_boxes=c.min_class_boxes)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=compare.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(

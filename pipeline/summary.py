@@ -154,7 +154,9 @@ def render(summary: Dict, seconds: Optional[float] = None) -> str:
             against = " (below the mAP50 value threshold)"
         else:
             against = " (no served model to compare with)"
-        lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}{against}")
+        lines.append(f"blessed: {'yes' if summary['blessed'] else 'NO'}{against}")
+        for reason in comparison.get("reasons", []):
+            lines.append(f"  not blessed: {reason}")
     if "pushed" in summary:
         lines.append(f"pushed: {summary['pushed_model'] if summary['pushed'] else 'no'}")
     if seconds is not None:

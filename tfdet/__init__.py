@@ -12,6 +12,20 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 __version__ = "0.1.0"
 
 
+def version_info() -> dict:
+    """tfdet's version and, where it is known, the code's commit (``$TFDET_COMMIT``, else git)."""
+    import subprocess
+
+    commit = os.environ.get("TFDET_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=os.path.dirname(__file__),
+                                    capture_output=True, text=True, timeout=10).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    return {"version": __version__, "commit": commit or "unknown"}
+
+
 def create_model(*args, **kwargs):
     """Builds a zoo detector by name; see :func:`tfdet.zoo.create_model`."""
     from tfdet.zoo import create_model as create

@@ -6,11 +6,22 @@ retraining story through four runs (rolling window of 2 spans).
 3. span 2 (good, more data): the Trainer warm-starts from the served (= latest blessed) model, trains on
    spans 2 and 1, CompareWithBaseline evaluates both models on the eval split, blesses, a new version is pushed;
 4. span 3 with corrupted boxes: BoxGate stops the run before the Trainer; span 2's model stays served
-   and span 3 never enters the window.
+   and span 3 never enters the window; the notebooks run against this state;
+5. span 4: a candidate refused by the change threshold, then by the value threshold: nothing is pushed,
+   the served model is unchanged and still serves, the summary and exit code say so;
+6. `status` tells what made each served version; `rollback` serves version 1 again as a new version;
+7. span 5: the next run warm-starts from and compares against the rolled-back model.
+
+Step 3 runs as a subprocess killed with SIGKILL in the Trainer, rerun and killed in the Pusher, and rerun
+to completion: every served version stays whole and loadable, no span is lost or counted twice.
 """
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -21,11 +32,36 @@ from pipeline.local_runner import main
 from pipeline.summary import _latest, _store, collect
 from tfdet.dataio import features
 from tfdet.dataio.synthetic import generate_default_dataset
+from tfdet.export.serving import is_complete
+
+ARGS = ["--model-config", "tiny", "--train-steps", "20", "--batch-size", "4", "--min-map50", "0.0",
+        "--window-spans", "2"]
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(data_root, output_root, *extra):
-    return main(["--data-root", data_root, "--output-root", output_root, "--model-config", "tiny",
-                 "--train-steps", "20", "--batch-size", "4", "--min-map50", "0.0", "--window-spans", "2", *extra])
+    return main(["--data-root", data_root, "--output-root", output_root, *ARGS, *extra])
+
+
+def run_killed(data_root, output_root, component, delay, *extra):
+    """The local runner as a subprocess, killed with SIGKILL ``delay`` s after ``component`` starts."""
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.local_runner", "--data-root", data_root,
+                                "--output-root", output_root, *ARGS, *extra], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.strip().endswith(f"{component} ..."):
+            time.sleep(delay)
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait(60)
+    assert process.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+
+
+def loads_and_serves(version_dir, data_root):
+    from_examples, _ = serve(version_dir, data_root)
+    return from_examples["num_detections"].numpy()
 
 
 def corrupt_span(data_root: str, span: int) -> None:
@@ -123,8 +159,19 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     # 3. span 2, good and larger: warm start from the blessed model, trained on the window (spans 2 and 1),
     #    evaluated against the served model, blessed and pushed as a new version
     generate_default_dataset(str(tmp_path / "data"), "small", spans=(2,), num_train=32, num_eval=8, num_shards=2)
+    run_killed(data_root, output_root, "Trainer", 3, "--max-map50-drop", "1.0")  # SIGKILL mid-training
+    run_killed(data_root, output_root, "Pusher", 0, "--max-map50-drop", "1.0")  # SIGKILL as it pushes
+    for version in os.listdir(serving_dir):  # whatever the kill left: only whole versions count
+        if is_complete(os.path.join(serving_dir, version)):
+            loads_and_serves(os.path.join(serving_dir, version), data_root)
+    capsys.readouterr()
     assert run(data_root, output_root, "--max-map50-drop", "1.0") == 0
     printed = capsys.readouterr().out
+    store = _store(metadata_path)
+    names = {t.id: t.name for t in store.get_execution_types()}
+    trainers = [e for e in store.get_executions() if names[e.type_id].endswith("Trainer")]
+    assert len(trainers) >= 3 and sum(e.last_known_state == metadata_store_pb2.Execution.COMPLETE
+                                      for e in trainers) == 2  # span 1's, and span 2's re-executed one
     assert "examples: train 32, eval 8" in printed and "warm start from the blessed model on spans 2, 1" in printed
     summary = collect(metadata_path)
     assert summary["training"]["warm_started_from"] == os.path.join(serving_dir, versions[0])
@@ -137,8 +184,10 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert comparison["baseline_model"] == os.path.join(serving_dir, versions[0])
     assert 0.0 <= comparison["candidate_map50"] <= 1.0 and 0.0 <= comparison["baseline_map50"] <= 1.0
     assert summary["blessed"] and "vs served" in printed
-    versions = sorted(os.listdir(serving_dir), key=int)
+    versions = sorted((v for v in os.listdir(serving_dir) if is_complete(os.path.join(serving_dir, v))), key=int)
     assert len(versions) == 2 and summary["pushed_model"] == os.path.join(serving_dir, versions[-1])
+    assert sorted(os.listdir(os.path.join(output_root, "tfdet", "accepted_spans"))) == ["span-1.json",
+                                                                                        "span-2.json"]
 
     # 4. span 3 with corrupted boxes: the gate stops the run before the Trainer; span 2's model stays served
     corrupt_span(data_root, 3)
@@ -156,11 +205,12 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert "training:" not in printed
     store = _store(metadata_path)
     assert len(store.get_artifacts_by_type("Model")) == models_before  # the Trainer never ran
-    assert sorted(os.listdir(serving_dir), key=int) == versions  # span 2's model is still the newest version
+    assert sorted((v for v in os.listdir(serving_dir) if is_complete(os.path.join(serving_dir, v))),
+                  key=int) == versions  # span 2's model is still the newest version
     registry = os.path.join(output_root, "tfdet", "accepted_spans")
     assert sorted(os.listdir(registry)) == ["span-1.json", "span-2.json"]  # span 3 never enters the window
 
-    # 5. the notebooks run headless against this pipeline's outputs
+    # 4b. the notebooks run headless against this pipeline's outputs
     import nbclient
     import nbformat
 
@@ -180,3 +230,53 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
             assert "TFMA (eval split):" in text and "per-class AP" in text
             assert "evaluated on: " + span_examples[2] in text  # not the rejected span 3
             assert "served model: " + os.path.join(serving_dir, versions[-1]) in text
+
+    # 5. span 4: refused by the change threshold (here: it must beat the served model by 1.0), then by the value
+    #    threshold; nothing is pushed and the served model still serves
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(4,), num_train=24, num_eval=8, num_shards=2)
+    served_before = loads_and_serves(os.path.join(serving_dir, versions[-1]), data_root)
+    assert run(data_root, output_root, "--max-map50-drop", "-1.0") == 3
+    printed = capsys.readouterr().out
+    comparison = collect(metadata_path)["comparison"]
+    assert not comparison["blessed"] and comparison["baseline_model"] == os.path.join(serving_dir, versions[-1])
+    reason = comparison["reasons"][0]
+    assert reason.startswith(f"mAP@0.5 {comparison['candidate_map50']:.3f} vs served "
+                             f"{comparison['baseline_map50']:.3f}: a change of ") and reason.endswith(
+        "below the least allowed +1.000 (max_map50_drop)")
+    assert "blessed: NO" in printed and f"not blessed: {reason}" in printed
+    assert "the candidate was NOT blessed: nothing was pushed; the served model is unchanged" in printed
+    assert run(data_root, output_root, "--min-map50", "0.99") == 3
+    comparison = collect(metadata_path)["comparison"]
+    assert comparison["reasons"][0] == (f"mAP@0.5 {comparison['candidate_map50']:.3f} is below the value "
+                                        f"threshold 0.99 (TFMA Evaluator)")
+    capsys.readouterr()
+    assert sorted(os.listdir(serving_dir), key=int)[-1] == versions[-1] or not is_complete(
+        os.path.join(serving_dir, sorted(os.listdir(serving_dir), key=int)[-1]))
+    np.testing.assert_array_equal(loads_and_serves(os.path.join(serving_dir, versions[-1]), data_root),
+                                  served_before)
+
+    # 6. status and rollback
+    assert main(["status", "--output-root", output_root, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert [entry["version"] for entry in status] == [int(v) for v in reversed(versions)]
+    newest = status[0]
+    assert newest["training"]["spans"] == [2, 1] and newest["training"]["steps"] == 20
+    assert newest["training"]["model_config"] == "tiny" and newest["training"]["code"]["version"]
+    assert newest["blessing"]["blessed"] and newest["blessing"]["baseline_model"].endswith(versions[0])
+    assert main(["rollback", "--output-root", output_root, "--to", versions[0]]) == 0
+    assert "is served again as" in capsys.readouterr().out
+    restored = sorted(os.listdir(serving_dir), key=int)[-1]
+    np.testing.assert_array_equal(loads_and_serves(os.path.join(serving_dir, restored), data_root),
+                                  loads_and_serves(os.path.join(serving_dir, versions[0]), data_root))
+    assert main(["status", "--output-root", output_root]) == 0
+    printed = capsys.readouterr().out
+    assert f"v{restored}" in printed and f"ROLLBACK to v{versions[0]}" in printed
+    assert main(["rollback", "--output-root", output_root, "--to", "12345"]) == 2
+
+    # 7. span 5: the next run warm-starts from the rolled-back model and compares against it
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(5,), num_train=24, num_eval=8, num_shards=2)
+    assert run(data_root, output_root, "--max-map50-drop", "1.0") == 0
+    capsys.readouterr()
+    summary = collect(metadata_path)
+    assert summary["training"]["warm_started_from"] == os.path.join(serving_dir, restored)
+    assert summary["comparison"]["baseline_model"] == os.path.join(serving_dir, restored)

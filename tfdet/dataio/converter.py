@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from tfdet.dataio.records import EncodedRecord, RecordError, encode_record
 from tfdet.dataio.workers import ordered_map
+from tfdet.files import write_json
 
 LABEL_MAP_FILE = "label_map.json"
 _INLINE_BELOW = 32  # records; a process pool costs more than it saves below this
@@ -124,14 +125,6 @@ def _files_of_prefix(output_dir: str, prefix: str) -> Tuple[List[str], List[str]
         if match:
             (temps if match.group(1) else shards).append(os.path.join(output_dir, name))
     return shards, temps
-
-
-def _write_json(path: str, content: Any) -> None:
-    """Writes JSON through a temporary file and a rename: a reader never sees half a file."""
-    temp = path + _TEMP_SUFFIX
-    with open(temp, "w") as handle:
-        json.dump(content, handle, indent=2)
-    os.replace(temp, path)
 
 
 def _load_label_map(path: str) -> Dict[int, str]:
@@ -277,6 +270,6 @@ def convert_dataset_to_tfrecord(
     report.duplicate_source_ids = {k: v for k, v in source_ids.items() if len(v) > 1}
     report.label_map = dict(sorted(labels.names.items()))
     report.seconds = round(time.perf_counter() - started, 3)
-    _write_json(label_map_path, {str(k): v for k, v in report.label_map.items()})
-    _write_json(os.path.join(output_dir, f"{prefix}-report.json"), report.to_dict())
+    write_json(label_map_path, {str(k): v for k, v in report.label_map.items()})
+    write_json(os.path.join(output_dir, f"{prefix}-report.json"), report.to_dict())
     return report

@@ -16,7 +16,9 @@ import importlib.util
 import json
 import os
 from types import ModuleType
-from typing import Any, Dict, Optional
+from typing import Dict, Optional
+
+from tfdet.files import write_json  # noqa: F401  (the work dir's writer)
 
 CONFIG, LABEL_MAP, HISTORY = "config.json", "label_map.json", "history.json"
 CHECKPOINTS, LOGS, SAVED_MODEL = "checkpoints", "logs", "saved_model"
@@ -37,14 +39,6 @@ def load_spec(config: str) -> ModuleType:
     from tfdet.zoo import get_entry
 
     return get_entry(config)
-
-
-def write_json(path: str, content: Any) -> None:
-    """JSON through a temporary file and a rename (a crash never leaves half a file)."""
-    temp = path + ".tmp"
-    with open(temp, "w") as handle:
-        json.dump(content, handle, indent=2, default=str)
-    os.replace(temp, path)
 
 
 def read_label_map(path: str) -> Dict[int, str]:
