@@ -73,14 +73,23 @@ def check_features(feature_map, num_classes: int, decode_image: bool = True) -> 
     return problems
 
 
+def _profile(profile, feature_map) -> None:
+    columns = [_floats(feature_map, key) for key in features.BOX_KEYS]
+    profile.add(feature_map[features.ENCODED].bytes_list.value[0], _source_id(feature_map),
+                int(feature_map[features.HEIGHT].int64_list.value[0]),
+                int(feature_map[features.WIDTH].int64_list.value[0]), list(zip(*columns)),
+                list(feature_map[features.LABEL].int64_list.value) if features.LABEL in feature_map else [])
+
+
 def _source_id(feature_map) -> str:
     values = feature_map[features.SOURCE_ID].bytes_list.value if features.SOURCE_ID in feature_map else []
     return values[0].decode("utf-8", "replace") if values else ""
 
 
 def scan_split(files: Iterable[str], split: str, num_classes: int, report: Dict, max_listed: int = 50,
-               decode_images: bool = True) -> None:
-    """Checks every example of ``files`` (GZIP when they end in .gz) and adds to ``report``."""
+               decode_images: bool = True, profile=None) -> None:
+    """Checks every example of ``files`` (GZIP when they end in .gz) and adds to ``report``; fills ``profile``
+    (a :class:`components.data_profile.SplitProfile`) with every sound example."""
     files = sorted(files)
     compression = "GZIP" if files and all(f.endswith(".gz") for f in files) else ""
     checked = 0
@@ -89,6 +98,8 @@ def scan_split(files: Iterable[str], split: str, num_classes: int, report: Dict,
         feature_map = tf.train.Example.FromString(record).features.feature
         problems = check_features(feature_map, num_classes, decode_images)
         if not problems:
+            if profile is not None:
+                _profile(profile, feature_map)
             continue
         report["bad_examples"] += 1
         for code in problems:
@@ -103,12 +114,16 @@ def scan_split(files: Iterable[str], split: str, num_classes: int, report: Dict,
 
 def new_report(num_classes: int) -> Dict:
     return {"num_classes": num_classes, "examples_checked": {}, "bad_examples": 0, "problems": {}, "offending": [],
-            "schema_anomalies": {}, "empty_splits": [], "passed": True}
+            "schema_anomalies": {}, "empty_splits": [], "leaks": [], "duplicates": {}, "drift": [],
+            "drift_action": "stop", "passed": True}
 
 
 def passed(report: Dict) -> bool:
-    """Whether the data may be trained on: no bad example, no schema anomaly, no empty split."""
-    return not report["bad_examples"] and not report["schema_anomalies"] and not report["empty_splits"]
+    """Whether the data may be trained on: no bad example, schema anomaly, empty split or leaked image, and
+    no drift beyond the thresholds when drift stops the run."""
+    drifted = report.get("drift") and report.get("drift_action", "stop") == "stop"
+    return not (report["bad_examples"] or report["schema_anomalies"] or report["empty_splits"]
+                or report.get("leaks") or drifted)
 
 
 def split_files(examples_uri: str, split: str) -> List[str]:
@@ -132,7 +147,19 @@ def failure_message(report: Dict, report_path: Optional[str] = None) -> str:
     for split, anomalies in sorted(report["schema_anomalies"].items()):
         described = "; ".join(f"{feature}: {text}" for feature, text in sorted(anomalies.items()))
         lines.append(f"Schema anomalies in split {split}: {described}.")
-    lines.append("Fix or drop these examples (tfdet convert --on-error skip reports bad records) and add a new span.")
+    for leak in report.get("leaks", [])[:5]:
+        lines.append(f"Leakage: train image(s) {', '.join(leak['train'][:3])} have the same bytes as eval image(s) "
+                     f"{', '.join(leak['eval'][:3])} of {leak['in']}.")
+    if len(report.get("leaks", [])) > 5:
+        lines.append(f"... {len(report['leaks']) - 5} more leaked images.")
+    if report.get("drift_action", "stop") == "stop":
+        for moved in report.get("drift", []):
+            lines.append(f"Drift: {moved['feature']} moved {moved['distance']} ({moved['measure']}) from span "
+                         f"{moved['previous_span']}, more than {moved['threshold']}: now {moved['current']}, before "
+                         f"{moved['previous']}.")
+    lines.append("Fix or drop these examples (tfdet convert --on-error skip reports bad records; keep each image in "
+                 "one split) and add a new span; if the drift is real, raise the thresholds in pipeline/configs.py "
+                 "or run with --drift-action warn.")
     if report_path:
         lines.append(f"Full report: {report_path}")
     return " ".join(lines)

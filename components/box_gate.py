@@ -15,6 +15,7 @@ Files go through tf.io.gfile, so the roots may be gs:// (Kubeflow).
 """
 
 
+import json
 import os
 
 import tensorflow as tf
@@ -22,7 +23,7 @@ from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binar
 from tfx import v1 as tfx
 from tfx.types import artifact, artifact_utils
 
-from components import box_checks, span_registry
+from components import box_checks, data_profile, span_registry
 from tfdet.files import write_json
 
 
@@ -56,16 +57,28 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
     max_listed: tfx.dsl.components.Parameter[int] = 50,
     decode_images: tfx.dsl.components.Parameter[int] = 1,
     registry_dir: tfx.dsl.components.Parameter[str] = "",
+    drift_thresholds: tfx.dsl.components.Parameter[str] = "{}",
+    drift_action: tfx.dsl.components.Parameter[str] = "stop",
+    min_drift_examples: tfx.dsl.components.Parameter[int] = 100,
 ) -> None:
-    """Checks every example and the schema anomalies; raises when anything is wrong, registers the
-    span in ``registry_dir`` (when given) when nothing is."""
+    """Checks every example, the schema anomalies, leakage and drift (components/data_profile.py); raises
+    when anything is wrong, registers the span (with its profile) in ``registry_dir`` when nothing is."""
     findings = box_checks.new_report(num_classes)
+    profiles = {}
     for split in artifact_utils.decode_split_names(examples.split_names):
+        profiles[split] = data_profile.SplitProfile()
         box_checks.scan_split(box_checks.split_files(examples.uri, split), split, num_classes, findings,
-                              max_listed, bool(decode_images))
+                              max_listed, bool(decode_images), profiles[split])
         split_anomalies = _schema_anomalies(anomalies.uri, split)
         if split_anomalies:
             findings["schema_anomalies"][split] = split_anomalies
+    span = _int_property(examples, "span")
+    earlier = []
+    if registry_dir:
+        earlier = [kept for entry in span_registry.accepted(registry_dir) if entry["span"] < span
+                   for kept in [span_registry.profile(registry_dir, entry["span"])] if kept]
+    profile = data_profile.judge(findings, profiles, earlier, json.loads(drift_thresholds), drift_action,
+                                 min_drift_examples, max_listed)
     findings["passed"] = box_checks.passed(findings)
     write_json(os.path.join(report.uri, "report.json"), findings)
     report.set_int_custom_property("passed", int(findings["passed"]))
@@ -77,5 +90,5 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
         write_json(kept, findings)
         raise RuntimeError("BoxGate stopped the pipeline: " + box_checks.failure_message(findings, kept))
     if registry_dir:
-        span_registry.register(registry_dir, _int_property(examples, "span"), _int_property(examples, "version"),
-                               examples.uri, findings["examples_checked"])
+        span_registry.register(registry_dir, span, _int_property(examples, "version"), examples.uri,
+                               findings["examples_checked"], dict(profile, span=span))

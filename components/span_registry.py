@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 
@@ -25,12 +25,32 @@ def _path(registry_dir: str, span: int) -> str:
     return os.path.join(registry_dir, f"span-{int(span)}.json")
 
 
-def register(registry_dir: str, span: int, version: int, examples_uri: str, examples_checked: Dict[str, int]) -> str:
-    """Records that ``span`` (the Examples at ``examples_uri``) passed the gate; returns the entry's path."""
+def register(registry_dir: str, span: int, version: int, examples_uri: str, examples_checked: Dict[str, int],
+             profile: Optional[Dict] = None) -> str:
+    """Records that ``span`` (the Examples at ``examples_uri``) passed the gate; returns the entry's path.
+
+    ``profile`` (the span's image fingerprints and distributions, see components/data_profile.py) is kept
+    beside the entry, for the leakage and drift checks of later spans.
+    """
     tf.io.gfile.makedirs(registry_dir)
+    if profile is not None:
+        write_json(_profile_path(registry_dir, span), profile)
     entry = {"span": int(span), "version": int(version), "uri": examples_uri.rstrip("/"),
              "examples_checked": dict(examples_checked)}
     return write_json(_path(registry_dir, span), entry)  # atomic: a crash never leaves half an entry
+
+
+def _profile_path(registry_dir: str, span: int) -> str:
+    return os.path.join(registry_dir, f"span-{int(span)}.profile.json")
+
+
+def profile(registry_dir: str, span: int) -> Optional[Dict]:
+    """The profile kept for an accepted span (None when it has none)."""
+    path = _profile_path(registry_dir, span)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)
 
 
 def accepted(registry_dir: str) -> List[Dict]:
@@ -39,7 +59,7 @@ def accepted(registry_dir: str) -> List[Dict]:
         return []
     entries = []
     for name in tf.io.gfile.listdir(registry_dir):
-        if name.startswith("span-") and name.endswith(".json"):
+        if name.startswith("span-") and name.endswith(".json") and not name.endswith(".profile.json"):
             with tf.io.gfile.GFile(os.path.join(registry_dir, name)) as handle:
                 entries.append(json.load(handle))
     return sorted(entries, key=lambda entry: entry["span"], reverse=True)

@@ -40,6 +40,14 @@ WINDOW_SPANS = 1
 # machine) or "multi_worker" (MultiWorkerMirroredStrategy from the TF_CONFIG the training job sets).
 DISTRIBUTION = None
 
+# Drift against the previous accepted span (BoxGate, components/data_profile.py): L-infinity distance of the
+# class distribution, Jensen-Shannon divergence (base 2) of box size / aspect / boxes-per-image / image-size
+# histograms. Beyond a threshold the gate stops the run (DRIFT_ACTION "warn": it only reports); spans with
+# fewer than MIN_DRIFT_EXAMPLES training examples are not judged.
+DRIFT_THRESHOLDS = {"classes": 0.2, "box_size": 0.15, "box_aspect": 0.15, "boxes_per_image": 0.15, "image_size": 0.25}
+DRIFT_ACTION = "stop"
+MIN_DRIFT_EXAMPLES = 100
+
 # Blessing: the candidate must reach MIN_MAP50 and lose at most MAX_MAP50_DROP against the baseline, and no
 # class with at least MIN_CLASS_BOXES eval boxes may lose more than MAX_CLASS_AP50_DROP of its AP@0.5.
 MIN_MAP50 = 0.5
@@ -103,6 +111,9 @@ class PipelineConfig:
     min_class_boxes: int = _knob(MIN_CLASS_BOXES, "blessing: classes with fewer eval boxes are not judged alone")
     max_detections: int = _knob(MAX_DETECTIONS, "detections per image the Evaluator reads")
     window_spans: int = _knob(WINDOW_SPANS, "train on the newest span and the k-1 accepted spans before it")
+    drift_thresholds: Dict[str, float] = _knob(DRIFT_THRESHOLDS, "drift allowed per feature", flag=False)
+    drift_action: str = _knob(DRIFT_ACTION, "on drift beyond the thresholds: stop or warn")
+    min_drift_examples: int = _knob(MIN_DRIFT_EXAMPLES, "spans smaller than this are not judged for drift")
     distribution: Optional[str] = _knob(DISTRIBUTION, "tf.distribute strategy of the Trainer: none, mirrored, "
                                                       "multi_worker (TF_CONFIG)", type=str)
     trainer_resources: Optional[Dict[str, Any]] = _knob(None, "Kubeflow: the Trainer pod's cpu, memory_gb, "

@@ -117,7 +117,9 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
     box_gate = BoxGate(examples=example_gen.outputs["examples"], anomalies=example_validator.outputs["anomalies"],
-                       num_classes=num_classes, registry_dir=registry_dir)
+                       num_classes=num_classes, registry_dir=registry_dir,
+                       drift_thresholds=json.dumps(c.drift_thresholds), drift_action=c.drift_action,
+                       min_drift_examples=c.min_drift_examples)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn="models.transform.preprocessing_fn", materialize=False, disable_statistics=True,

@@ -186,8 +186,8 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert summary["blessed"] and "vs served" in printed
     versions = sorted((v for v in os.listdir(serving_dir) if is_complete(os.path.join(serving_dir, v))), key=int)
     assert len(versions) == 2 and summary["pushed_model"] == os.path.join(serving_dir, versions[-1])
-    assert sorted(os.listdir(os.path.join(output_root, "tfdet", "accepted_spans"))) == ["span-1.json",
-                                                                                        "span-2.json"]
+    assert sorted(os.listdir(os.path.join(output_root, "tfdet", "accepted_spans"))) == [
+        "span-1.json", "span-1.profile.json", "span-2.json", "span-2.profile.json"]  # each span once
 
     # 4. span 3 with corrupted boxes: the gate stops the run before the Trainer; span 2's model stays served
     corrupt_span(data_root, 3)
@@ -208,7 +208,8 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert sorted((v for v in os.listdir(serving_dir) if is_complete(os.path.join(serving_dir, v))),
                   key=int) == versions  # span 2's model is still the newest version
     registry = os.path.join(output_root, "tfdet", "accepted_spans")
-    assert sorted(os.listdir(registry)) == ["span-1.json", "span-2.json"]  # span 3 never enters the window
+    assert sorted(os.listdir(registry)) == ["span-1.json", "span-1.profile.json", "span-2.json",
+                                            "span-2.profile.json"]  # span 3 never enters the window
 
     # 4b. the notebooks run headless against this pipeline's outputs
     import nbclient

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from components.box_checks import failure_message, new_report, passed
+from components.data_profile import SplitProfile, fingerprint, jensen_shannon, judge, l_infinity
+
+THRESHOLDS = {"classes": 0.2, "box_size": 0.15, "box_aspect": 0.15, "boxes_per_image": 0.15, "image_size": 0.25}
+
+
+def profile(images, size=(100, 100), boxes=((0.1, 0.1, 0.3, 0.3),), labels=(0,)):
+    split = SplitProfile()
+    for source_id, data in images:
+        split.add(data, source_id, *size, list(boxes), list(labels))
+    return split
+
+
+def test_an_image_in_train_and_eval_is_a_leak_that_stops_the_gate():
+    train = profile([("t1", b"image-a"), ("t2", b"image-b"), ("t3", b"image-b")])
+    evaluation = profile([("e1", b"image-b"), ("e2", b"image-c")])
+    findings = new_report(3)
+    judge(findings, {"train": train, "eval": evaluation}, [], THRESHOLDS, "stop", 100)
+    assert findings["leaks"] == [{"train": ["t2", "t3"], "eval": ["e1"], "in": "this span's eval split"}]
+    assert findings["duplicates"] == {"train": [["t2", "t3"]]}  # reported, not fatal on its own
+    assert not passed(findings)
+    assert "Leakage: train image(s) t2, t3 have the same bytes as eval image(s) e1 of this span's eval split." in \
+        failure_message(findings)
+    clean = new_report(3)
+    judge(clean, {"train": profile([("t1", b"a"), ("t2", b"a")]), "eval": profile([("e1", b"c")])}, [],
+          THRESHOLDS, "stop", 100)
+    assert passed(clean) and clean["duplicates"] == {"train": [["t1", "t2"]]}
+
+
+def test_an_earlier_spans_eval_image_in_the_new_train_is_a_leak():
+    earlier = [{"span": 4, "eval_images": {fingerprint(b"old-eval"): ["span4-e7"]}, "train_distributions": {},
+                "train_examples": 0}]
+    findings = new_report(3)
+    judge(findings, {"train": profile([("n1", b"old-eval")]), "eval": profile([("n2", b"new")])}, earlier,
+          THRESHOLDS, "stop", 100)
+    assert findings["leaks"] == [{"train": ["n1"], "eval": ["span4-e7"], "in": "accepted span 4"}]
+
+
+def test_distances_by_hand():
+    assert l_infinity({"0": 0.5, "1": 0.5}, {"0": 0.9, "1": 0.1}) == pytest.approx(0.4)
+    assert jensen_shannon([1, 0], [0, 1]) == pytest.approx(1.0)  # disjoint: 1 in base 2
+    assert jensen_shannon([0.5, 0.5], [0.5, 0.5]) == pytest.approx(0.0)
+    # p = (1, 0), q = (0.5, 0.5): m = (0.75, 0.25); 0.5 KL(p||m) + 0.5 KL(q||m)
+    expected = 0.5 * np.log2(1 / 0.75) + 0.5 * (0.5 * np.log2(0.5 / 0.75) + 0.5 * np.log2(0.5 / 0.25))
+    assert jensen_shannon([1, 0], [0.5, 0.5]) == pytest.approx(expected)
+
+
+def test_a_drifted_span_stops_the_gate_naming_the_feature_and_both_distributions():
+    before = profile([(f"a{i}", bytes([i])) for i in range(120)], boxes=((0.1, 0.1, 0.2, 0.2),))
+    after = profile([(f"b{i}", bytes([i, 1])) for i in range(120)], boxes=((0.1, 0.1, 0.9, 0.9),))
+    earlier = [{"span": 1, "eval_images": {}, "train_distributions": before.distributions(), "train_examples": 120}]
+    findings = new_report(3)
+    judge(findings, {"train": after, "eval": profile([("e", b"e")])}, earlier, THRESHOLDS, "stop", 100)
+    (moved,) = findings["drift"]
+    assert (moved["feature"], moved["measure"], moved["distance"], moved["previous_span"]) == (
+        "box_size", "Jensen-Shannon", 1.0, 1)
+    assert not passed(findings)
+    assert failure_message(findings).startswith("Drift: box_size moved 1.0 (Jensen-Shannon) from span 1, more than "
+                                                "0.15: now [")
+    warned = new_report(3)
+    judge(warned, {"train": after, "eval": profile([("e", b"e")])}, earlier, THRESHOLDS, "warn", 100)
+    assert warned["drift"] and passed(warned)  # reported, the run goes on
+    small = new_report(3)
+    judge(small, {"train": after, "eval": profile([("e", b"e")])}, earlier, THRESHOLDS, "stop", 500)
+    assert small["drift"] == [] and small["drift_note"].startswith("drift not judged: fewer than 500")
