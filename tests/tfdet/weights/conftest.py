@@ -24,6 +24,11 @@ def narrow_keras_resnet50(seed: int = 0) -> tf_keras.Model:
 
     model = keras_resnet.ResNet(stacks, False, True, "resnet50", include_top=True, weights=None,
                                 input_shape=(64, 64, 3), classes=10)
+    return randomise(model, seed)
+
+
+def randomise(model: tf_keras.Model, seed: int = 0) -> tf_keras.Model:
+    """Random BatchNorm statistics and affines and conv biases, so that a converter ignoring them fails."""
     rng = np.random.RandomState(seed)
     for layer in model.layers:
         if isinstance(layer, tf_keras.layers.BatchNormalization):

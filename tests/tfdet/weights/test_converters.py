@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+from conftest import randomise
 from safetensors.numpy import load_file
 
 from tfdet.models.backbones.resnet import ResNet
@@ -29,16 +30,7 @@ def relative_error(actual, expected) -> float:
 @pytest.fixture(scope="module")
 def keras_resnet50(tmp_path_factory):
     """tf_keras' own ResNet50 with random weights, BatchNorm statistics and conv biases, saved as .h5."""
-    model = tf_keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=1000)
-    rng = np.random.RandomState(0)
-    for layer in model.layers:
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            shape = layer.gamma.shape
-            layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.1, shape), rng.normal(0, 0.1, shape),
-                               rng.uniform(0.5, 2.0, shape)])
-        elif isinstance(layer, tf_keras.layers.Conv2D):
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel, rng.normal(0, 0.1, bias.shape)])
+    model = randomise(tf_keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=1000))
     path = str(tmp_path_factory.mktemp("keras") / "resnet50.h5")
     model.save_weights(path)
     return model, path
