@@ -39,13 +39,18 @@ def _parser() -> argparse.ArgumentParser:
                         help="pipeline root, MLMD database and serving directory go under it")
     parser.add_argument("--no-generate", action="store_true", help="do not generate the default dataset")
     parser.add_argument("--verbose", action="store_true", help="show every log line of TFX, Beam and TensorFlow")
+    parser.add_argument("--beam-mode", choices=("multi_processing", "in_memory"), default="multi_processing",
+                        help="the Beam DirectRunner's mode: worker processes on every core (default), or in this "
+                             "process (faster to start on small data)")
     return parser
 
 
 def config_of(args: argparse.Namespace) -> configs.PipelineConfig:
     """The run's PipelineConfig: the flags, with the outputs under ``--output-root``."""
+    beam = (configs.BEAM_PIPELINE_ARGS if args.beam_mode == "multi_processing"
+            else ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     return configs.from_flags(
-        args, pipeline_root=os.path.join(args.output_root, configs.PIPELINE_NAME),
+        args, beam_pipeline_args=beam, pipeline_root=os.path.join(args.output_root, configs.PIPELINE_NAME),
         metadata_path=os.path.join(args.output_root, "metadata", configs.PIPELINE_NAME, "metadata.db"),
         serving_model_dir=os.path.join(args.output_root, "serving_model", configs.PIPELINE_NAME))
 

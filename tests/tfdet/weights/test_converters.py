@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-from conftest import randomise
+from keras_fixtures import randomise
 from safetensors.numpy import load_file
 
 from tfdet.models.backbones.resnet import ResNet

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-from conftest import BLOCKS, WIDTHS, write_tfjs
+from keras_fixtures import BLOCKS, WIDTHS, narrow_keras_resnet50, write_tfjs
 from safetensors.numpy import save_file
 
 from tfdet.cli import main
@@ -18,6 +18,11 @@ from tfdet.weights.fetch import sha256_of
 from tfdet.weights.loading import Checkpoint, build, load_state_dict
 
 STAGES = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
+
+
+@pytest.fixture(scope="module")
+def narrow_keras():
+    return narrow_keras_resnet50()
 
 
 def narrow_backbone(monkeypatch):

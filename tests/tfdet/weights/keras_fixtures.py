@@ -1,11 +1,13 @@
-"""Small Keras ResNets and TF.js folders made by the tests (the real Keras code, narrow stages)."""
+"""Small Keras ResNets and TF.js folders made by the weight tests (the real Keras code, narrow stages).
+
+Not a conftest.py: a second module named conftest would shadow the root one for `from conftest import ...`.
+"""
 
 import json
 import os
 import string
 
 import numpy as np
-import pytest
 import tf_keras
 from tf_keras.src.applications import resnet as keras_resnet
 
@@ -78,8 +80,3 @@ def write_tfjs(model: tf_keras.Model, folder: str, epsilon: float, shards: int =
         json.dump({"format": "layers-model", "modelTopology": {"model_config": {"config": {"layers": layers}}},
                    "weightsManifest": [{"paths": paths, "weights": specs}]}, handle)
     return folder
-
-
-@pytest.fixture(scope="session")
-def narrow_keras():
-    return narrow_keras_resnet50()
