@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= data
-PYTEST_ARGS ?=
+# the tests run in one worker process per core (pytest-xdist); PYTEST_ARGS= runs them in one process
+PYTEST_ARGS ?= -n auto
 
 .PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
 	weights lint clean
