@@ -47,9 +47,3 @@ def pairwise_giou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
                                    tf.broadcast_to(b, tf.broadcast_dynamic_shape(tf.shape(a), tf.shape(b))))
     return giou
 
-
-def clip_boxes(boxes: tf.Tensor, height, width) -> tf.Tensor:
-    """Clips pixel boxes to an image of ``height`` x ``width``."""
-    height, width = tf.cast(height, boxes.dtype), tf.cast(width, boxes.dtype)
-    limits = tf.stack([height, width, height, width])
-    return tf.clip_by_value(boxes, 0.0, limits)

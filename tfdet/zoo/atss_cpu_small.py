@@ -14,7 +14,7 @@ MODEL = dict(
     head=dict(
         name="ATSSHead",
         num_classes=5,
-        anchor_config=dict(octave_base_scale=3, scales_per_octave=1, ratios=[1.0], strides=[8, 16, 32, 64]),
+        anchor_config=dict(octave_base_scale=3, scales_per_octave=1, ratios=[1.0]),
         assigner=dict(name="atss_assigner", topk=9),
         bbox_encode=dict(name="deltaxywh", scale_factors=[10.0, 10.0, 5.0, 5.0]),
         loss_cls=dict(name="focalloss", gamma=2.0, alpha=0.25),

@@ -14,7 +14,6 @@ MODEL = dict(
     head=dict(
         name="FCOSHead",
         num_classes=5,
-        strides=[8, 16, 32, 64],
         regress_ranges=[(-1, 32), (32, 64), (64, 128), (128, 1e8)],
         center_sampling=True,
         center_sample_radius=1.5,

@@ -20,7 +20,7 @@ MODEL = dict(
     head=dict(
         name="RetinaHead",
         num_classes=80,
-        anchor_config=dict(octave_base_scale=4, scales_per_octave=3, ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64]),
+        anchor_config=dict(octave_base_scale=4, scales_per_octave=3, ratios=[0.5, 1.0, 2.0]),
         assigner=dict(name="max_iou_assigner", pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0),
         sampler=dict(name="pseudo"),
         bbox_encode=dict(name="deltaxywh"),

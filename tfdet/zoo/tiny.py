@@ -8,7 +8,7 @@ MODEL = dict(
     neck=dict(name="fpn", start_level=1, num_nb_ins=4, num_nb_outs=4, filters=32, add_extra_convs=True),
     head=dict(
         name="AnchorHead", num_classes=5,
-        anchor_config=dict(octave_base_scale=2, scales_per_octave=2, ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64]),
+        anchor_config=dict(octave_base_scale=2, scales_per_octave=2, ratios=[0.5, 1.0, 2.0]),
         loss_cls=dict(name="focalloss"), loss_bbox=dict(name="L1Loss"), stacked_convs=1, feat_channels=32,
         norm_cfg=dict(name="GN", groups=8),
     ),

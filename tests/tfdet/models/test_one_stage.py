@@ -155,3 +155,23 @@ def test_predict_images_returns_pixels_of_the_original_image(trained, tmp_path):
     # the top 20 (the tail holds near-equal scores whose order eager and graph execution may swap)
     np.testing.assert_allclose(from_array["boxes"][:20], np.minimum(boxes, [96, 200, 96, 200])[:20], atol=0.05)
     assert from_array["classes"].dtype == np.int32 and np.all(np.diff(from_array["scores"]) <= 0)
+
+
+def test_prior_strides_come_from_the_backbone_and_neck_when_left_out():
+    config = tiny_model_config()
+    del config["head"]["anchor_config"]["strides"]
+    config["neck"].update(start_level=2, num_nb_outs=3)        # C4 (stride 16) first, one extra level
+    model = OneStageModel(ConfigOneStage(**config)).build_model()
+    assert model.config.head["anchor_config"]["strides"] == [16, 32, 64]
+    assert model.head.anchor_generator.strides == [16, 32, 64]
+    assert "strides" not in config["head"]["anchor_config"]           # the caller's dict is untouched
+
+    fcos = tiny_model_config()
+    fcos["head"] = dict(name="FCOSHead", num_classes=5, stacked_convs=1, feat_channels=32,
+                        regress_ranges=[(-1, 64), (64, 128), (128, 256), (256, 1e8)])
+    model = OneStageModel(ConfigOneStage(**fcos))
+    assert model.head.strides == [8, 16, 32, 64]
+
+    stated = tiny_model_config()
+    stated["head"]["anchor_config"]["strides"] = [8, 16, 32, 128]     # a config that states them keeps them
+    assert OneStageModel(ConfigOneStage(**stated)).head.anchor_generator.strides == [8, 16, 32, 128]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -75,6 +76,37 @@ class ConfigOneStage:
         return dataclasses.asdict(self)
 
 
+def pyramid_strides(backbone: tf_keras.layers.Layer, neck: tf_keras.layers.Layer) -> Optional[List[int]]:
+    """The stride of every neck output, from the backbone's ``feature_info`` and the neck's levels.
+
+    An FPN-like neck (``start_level``, ``num_nb_outs``) doubles the stride per output from its first
+    backbone level; None when either part does not describe itself.
+    """
+    info = getattr(backbone, "feature_info", None)
+    start, outputs = getattr(neck, "start_level", None), getattr(neck, "num_nb_outs", None)
+    if not info or start is None or outputs is None or start >= len(info):
+        return None
+    first = int(info[start]["reduction"])
+    return [first * 2 ** i for i in range(int(outputs))]
+
+
+def fill_head_strides(head: Dict[str, Any], strides: Optional[Sequence[int]]) -> Dict[str, Any]:
+    """The head config with its prior strides filled in where it leaves them out.
+
+    Anchor heads take them in ``anchor_config["strides"]``, point heads (FCOS) in ``strides``; a
+    config that states them keeps its own (a mismatch with the neck fails in the head's call).
+    """
+    if strides is None:
+        return head
+    head = dict(head)
+    if isinstance(head.get("anchor_config"), dict):
+        if "strides" not in head["anchor_config"]:
+            head["anchor_config"] = {**head["anchor_config"], "strides": list(strides)}
+    elif "strides" not in head and "strides" in inspect.signature(HEADS.get(head["name"])).parameters:
+        head["strides"] = list(strides)
+    return head
+
+
 @contextlib.contextmanager
 def _dtype_policy(name: Optional[str]):
     previous = tf_keras.mixed_precision.global_policy()
@@ -99,6 +131,7 @@ class OneStageModel(tf_keras.Model):
         with _dtype_policy(self.config.mixed_precision):
             self.backbone = BACKBONES.build(self.config.backbone)
             self.neck = NECKS.build(self.config.neck)
+            self.config.head = fill_head_strides(self.config.head, pyramid_strides(self.backbone, self.neck))
             self.head = HEADS.build(self.config.head)
         self.preprocessor = Preprocessor(*self.config.input_size, self.config.mean, self.config.std)
         self.trackers = {name: tf_keras.metrics.Mean(name=name) for name in ("loss", *self.head.loss_names)}
