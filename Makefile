@@ -9,7 +9,7 @@ DATA ?= data
 PYTEST_ARGS ?= -n auto
 
 .PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	weights lint clean
+	bench-peers bench-profile weights lint clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,7 @@ data: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees
+bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile
 
 bench-input: setup
 	$(PY) benchmarks/input_pipeline.py
@@ -55,6 +55,14 @@ bench-pretrained: setup
 # tree crowns in real aerial photos (deepforest wheel): ImageNet-pretrained vs from scratch
 bench-trees: setup
 	$(PY) benchmarks/real_trees.py
+
+# tfdet against KerasHub's RetinaNet R50-FPN in one run (sets up the peer's own Python 3.11 env once)
+bench-peers: setup
+	$(PY) benchmarks/peers.py
+
+# where a training step's time goes (backbone, neck, head, loss, optimizer; forward and backward)
+bench-profile: setup
+	$(PY) benchmarks/train_step_profile.py
 
 # fetch, verify and convert the pretrained weights into $$TFDET_HOME (default ~/.cache/tfdet)
 weights: setup

@@ -7,8 +7,9 @@ Downloads the data (DeepForest's wheel, sha256-pinned; see benchmarks/trees_data
 ImageNet ResNet-50 (``keras:resnet50_imagenet``), tiles and converts the photos with tfdet's VOC
 importer, trains each run on the training tiles and evaluates it on the held-out scene with
 pycocotools: mAP@0.5, mAP at IoU 0.4 (the convention of tree-crown papers), COCO mAP@[.5:.95] and
-recall. Writes benchmarks/results/real_trees.json and real_trees.png (held-out tiles: true boxes
-green, detections scoring >= 0.3 red).
+recall, and mAP@0.5 under other NMS IoU thresholds. Keeps each run's weights in
+<work>/models/<run><tag>/. Writes benchmarks/results/real_trees.json and real_trees.png (held-out
+tiles: true boxes green, detections scoring >= 0.3 red).
 
 Runs:
   pretrained        retinanet_resnet50_fpn_cpu: ImageNet ResNet-50, its zoo recipe
@@ -71,7 +72,8 @@ def prepare(work: str) -> dict:
     return {"span": span, "label_map": label_map, "counts": counts}
 
 
-def run(name: str, data: dict, steps: int = None, extra: dict = None, recipe_changes: dict = None) -> dict:
+def run(name: str, data: dict, steps: int = None, extra: dict = None, recipe_changes: dict = None,
+        save_to: str = None) -> dict:
     entry_name, overrides = RUNS[name]
     overrides = {**overrides, **(extra or {})}
     pretrained = overrides.pop("pretrained", None)
@@ -97,6 +99,13 @@ def run(name: str, data: dict, steps: int = None, extra: dict = None, recipe_cha
     ground_truth, detections = collect_detections(model, evaluation)
     coco = coco_metrics(ground_truth, detections, model.num_classes, label_map)
     at_04 = average_precision(ground_truth, detections, model.num_classes, 0.4, label_map)
+    # the NMS IoU threshold is a test-time choice: how much do overlapping crowns depend on it?
+    nms_sweep = {}
+    for threshold in (0.3, 0.4, 0.6):
+        truth, found = collect_detections(model, evaluation, iou_threshold=threshold)
+        nms_sweep[str(threshold)] = round(coco_metrics(truth, found, model.num_classes, label_map)["AP50"], 4)
+    if save_to:
+        model.save_weights(os.path.join(save_to, "ckpt"))
     return {
         "model": entry_name, "overrides": overrides, "pretrained": config["backbone"].get("init_cfg"),
         "steps": steps, "batch_size": recipe["batch_size"], "recipe": recipe,
@@ -105,6 +114,7 @@ def run(name: str, data: dict, steps: int = None, extra: dict = None, recipe_cha
         "mAP@0.5": round(coco["AP50"], 4), "mAP@0.4": round(at_04["AP"], 4), "mAP@[.5:.95]": round(coco["AP"], 4),
         "recall@0.4": round(at_04["recall"], 4), "AR100": round(coco["AR100"], 4),
         "per_class_AP50_95": {k: round(v, 4) for k, v in coco["per_class_AP"].items()},
+        "mAP@0.5_by_nms_iou_threshold": {"0.5 (default)": round(coco["AP50"], 4), **nms_sweep},
         "loss_per_epoch": [round(v, 4) for v in history.history["loss"]],
         "params": model.count_params(), "_predictions": (ground_truth, detections),
     }
@@ -162,7 +172,7 @@ def main() -> None:
     results = {"data": {"source": "deepforest==2.1.0 wheel (PyPI), deepforest/data", **data["counts"],
                         "classes": data["label_map"]}, "runs": {}}
     for name in args.runs.split(","):
-        result = run(name, data, args.steps, extra, recipe_changes)
+        result = run(name, data, args.steps, extra, recipe_changes, os.path.join(args.work, "models", name + args.tag))
         ground_truth, detections = result.pop("_predictions")
         results["runs"][name] = result
         if name == "pretrained":

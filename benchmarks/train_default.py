@@ -1,10 +1,11 @@
 """Train a zoo detector to convergence on the default dataset and report COCO mAP.
 
     .venv/bin/python benchmarks/train_default.py [--config cpu_small] [--epochs 40]
+    .venv/bin/python benchmarks/train_default.py --config fcos_cpu_small --epochs 6 --mixed-precision mixed_bfloat16
 
-Writes benchmarks/results/train_<config>.json: mAP@0.5, mAP@[.5:.95], per-class AP on
-the eval split (pycocotools), the loss curve, wall time, and the exported SavedModel's
-agreement with the in-memory model.
+Writes benchmarks/results/train_<config>.json (train_<config>_<epochs>ep[_<precision>].json when
+the epochs or precision differ from the recipe): mAP@0.5, mAP@[.5:.95], per-class AP on
+the eval split (pycocotools), mAP@0.5 every --eval-every epochs, the loss curve and wall time.
 """
 
 import argparse
@@ -72,7 +73,10 @@ def main() -> None:
         "mAP@0.5_per_eval": {epoch: round(m["AP50"], 4) for epoch, m in coco.history.items()},
         "mixed_precision": args.mixed_precision, "params": model.count_params(),
     }
-    save(f"train_{args.config}.json", result)
+    # a shorter or longer run than the entry's recipe keeps its own result file
+    suffix = "" if epochs == entry.TRAIN["epochs"] and not args.mixed_precision else \
+        f"_{epochs}ep" + (f"_{args.mixed_precision}" if args.mixed_precision else "")
+    save(f"train_{args.config}{suffix}.json", result)
     model.save_weights(os.path.join(args.data, f"{args.config}_weights", "ckpt"))
 
 
