@@ -9,7 +9,7 @@ DATA ?= data
 PYTEST_ARGS ?= -n auto
 
 .PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	bench-peers bench-profile weights lint clean
+	bench-peers bench-profile bench-tflite weights lint clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,10 @@ bench-peers: setup
 # where a training step's time goes (backbone, neck, head, loss, optimizer; forward and backward)
 bench-profile: setup
 	$(PY) benchmarks/train_step_profile.py
+
+# TFLite variants of a trained cpu_small: size, latency, mAP (train it first: make bench-train)
+bench-tflite: setup
+	$(PY) benchmarks/tflite_export.py
 
 # fetch, verify and convert the pretrained weights into $$TFDET_HOME (default ~/.cache/tfdet)
 weights: setup
