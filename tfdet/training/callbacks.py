@@ -22,6 +22,11 @@ class CheckpointResume(tf_keras.callbacks.Callback):
     optimizer state are restored at the start of ``fit`` and training goes on
     from the epoch after the last saved one.
 
+    Why not ``tf_keras.callbacks.BackupAndRestore``: it deletes its backup when ``fit`` completes, so a
+    finished run cannot be extended with more epochs (``tfdet train ... --epochs N`` again) and leaves
+    no checkpoint to export or evaluate (``tfdet export WORK_DIR``); this callback keeps the newest
+    ``max_to_keep`` checkpoints for both.
+
     Args:
         directory: where checkpoints go (created if missing).
         max_to_keep: checkpoints kept.
