@@ -28,7 +28,10 @@ def test_train_resume_predict_evaluate_export(default_data, tmp_path):
     work = str(tmp_path / "run")
     train = [f"{default_data}/train-*.tfrecord"]
     common = ["tiny", "--data", train[0], "--eval-data", f"{default_data}/eval-*.tfrecord", "--work-dir", work,
-              "--batch-size", "8", "--set", "head.feat_channels=16"]
+              "--batch-size", "8", "--set", "head.feat_channels=16",
+              # 12 steps barely move the classifier off its prior: 0.2 (not 0.01) keeps scores above the
+              # SavedModel's score_thr (0.05), so that predict and the TFLite comparison have detections
+              "--set", "head.prior_prob=0.2"]
     first = tfdet("train", *common, "--epochs", "1")
     assert "resumed from" not in first.stdout and "COCO on" in first.stdout
     second = tfdet("train", *common, "--epochs", "2")  # as after an interruption: continues at epoch 2
@@ -83,8 +86,11 @@ def test_train_resume_predict_evaluate_export(default_data, tmp_path):
     served = tf.saved_model.load(os.path.join(work, "saved_model")).signatures["serving_images"](
         images=tf.constant([tf.io.encode_png(inputs[0]).numpy()]))
     count = int(served["num_detections"][0])
-    assert int(lite["num_detections"][0]) == count
-    np.testing.assert_allclose(lite["detection_boxes"][0, :count], served["detection_boxes"][0, :count].numpy(),
-                               atol=2e-3)
-    np.testing.assert_allclose(lite["detection_scores"][0, :count], served["detection_scores"][0, :count].numpy(),
-                               atol=2e-3)
+    assert count > 0 and int(lite["num_detections"][0]) == count
+    # near-equal scores may swap places between the two runtimes: every one of TFLite's top 20 detections
+    # must be among the SavedModel's, with the same box and score within 2e-3
+    served_boxes = served["detection_boxes"][0, :count].numpy()
+    served_scores = served["detection_scores"][0, :count].numpy()
+    for box, score in zip(lite["detection_boxes"][0, :min(count, 20)], lite["detection_scores"][0, :min(count, 20)]):
+        same = (np.abs(served_boxes - box).max(axis=1) <= 2e-3) & (np.abs(served_scores - score) <= 2e-3)
+        assert same.any(), (box, score)
