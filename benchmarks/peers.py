@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from benchmarks.report import RESULTS, save  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKERS = os.path.join(HERE, "peers")
+WORKERS = os.path.join(HERE, "peer_workers")
 KERASHUB_PACKAGES = ["tensorflow==2.21.0", "keras-hub==0.32.0"]
 PRECISIONS = ("float32", "mixed_bfloat16")
 TFDET_MODELS = {"tfdet ResNet-50 RetinaNet (retinanet_resnet50_fpn)": "retinanet_resnet50_fpn",

@@ -39,7 +39,7 @@ def main() -> None:
         import tf_keras
 
         import tfdet
-        from benchmarks.peers.flops import forward_flops
+        from benchmarks.peer_workers.flops import forward_flops
 
         overrides = {}
         for item in args.set:
