@@ -74,8 +74,8 @@ def main() -> None:
         "mixed_precision": args.mixed_precision, "params": model.count_params(),
     }
     # a shorter or longer run than the entry's recipe keeps its own result file
-    suffix = "" if epochs == entry.TRAIN["epochs"] and not args.mixed_precision else \
-        f"_{epochs}ep" + (f"_{args.mixed_precision}" if args.mixed_precision else "")
+    suffix = f"_{epochs}ep" if epochs != entry.TRAIN["epochs"] or args.mixed_precision else ""
+    suffix += f"_{args.mixed_precision}" if args.mixed_precision else ""
     save(f"train_{args.config}{suffix}.json", result)
     model.save_weights(os.path.join(args.data, f"{args.config}_weights", "ckpt"))
 
