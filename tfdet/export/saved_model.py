@@ -2,7 +2,9 @@
 
 ``serving_default`` takes ``examples`` ([None] serialized tf.Examples with
 ``image/encoded``) -- the form TFX's Evaluator (TFMA) and BulkInferrer feed;
-``serving_images`` takes ``images`` ([None] encoded JPEG/PNG bytes). Both
+``serving_images`` takes ``images`` ([None] encoded JPEG/PNG bytes);
+``bulk_inference`` is ``serving_default`` with ``error`` shaped [B, 1], the
+form TFX's BulkInferrer can split per example. All
 decode, letterbox and normalise inside the graph and return, for K =
 ``max_per_img`` rows per image:
 
@@ -31,6 +33,10 @@ import tensorflow as tf
 from tfdet.dataio import features
 from tfdet.dataio.image_format import DEFAULT_MAX_PIXELS
 from tfdet.models.preprocessing import boxes_to_original
+
+
+# the signature TFX's BulkInferrer runs (pipeline/pipeline.py)
+BULK_SIGNATURE = "bulk_inference"
 
 
 class _DetectorModule(tf.Module):
@@ -97,6 +103,25 @@ class _DetectorModule(tf.Module):
     def serve_images(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         return self._detect_encoded(images)
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_bulk(self, examples: tf.Tensor) -> Dict[str, tf.Tensor]:
+        # serving_default with `error` as [B, 1]: tfx_bsl's RunInference (TFX BulkInferrer) splits every output
+        # per example and cannot split a [B] string tensor (it expects numpy values with a dtype)
+        outputs = dict(self.serve_examples(examples))
+        outputs["error"] = outputs["error"][:, None]
+        return outputs
+
+
+def without_keras_traces():
+    """A context in which SavedModels leave out Keras' per-layer call traces (``model.save(save_traces=False)``).
+
+    The serving signatures are all a server (or the TFLite converter) needs; tracing every layer's call for
+    Keras' own reloading more than doubles the export time of a detector and is never used.
+    """
+    from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
+
+    return keras_option_scope(save_traces=False)
+
 
 def inference_copy(model):
     """A copy of ``model`` with weight standardisation folded into the kernels (same outputs, less work)."""
@@ -114,7 +139,7 @@ def inference_copy(model):
 def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None,
                        max_per_img: Optional[int] = None, fold_weight_standardization: bool = True,
                        max_pixels: int = DEFAULT_MAX_PIXELS, class_names: Optional[Mapping[int, str]] = None) -> str:
-    """Writes ``model`` as a SavedModel with ``serving_default`` and ``serving_images``.
+    """Writes ``model`` as a SavedModel with ``serving_default``, ``serving_images`` and ``bulk_inference``.
 
     Args:
         model: a built :class:`~tfdet.models.architectures.one_stage.OneStageModel`.
@@ -139,9 +164,11 @@ def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None
     overrides = {k: v for k, v in {"score_thr": score_thr, "max_per_img": max_per_img}.items() if v is not None}
     module = _DetectorModule(model, overrides, max_pixels)
     signatures = {"serving_default": module.serve_examples.get_concrete_function(),
-                  "serving_images": module.serve_images.get_concrete_function()}
+                  "serving_images": module.serve_images.get_concrete_function(),
+                  BULK_SIGNATURE: module.serve_bulk.get_concrete_function()}
     os.makedirs(os.path.dirname(os.path.abspath(export_dir)), exist_ok=True)
-    tf.saved_model.save(module, export_dir, signatures=signatures)
+    with without_keras_traces():
+        tf.saved_model.save(module, export_dir, signatures=signatures)
     if class_names:
         with open(os.path.join(export_dir, "label_map.json"), "w") as handle:
             json.dump({str(k): v for k, v in sorted(class_names.items())}, handle, indent=2)

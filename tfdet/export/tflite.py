@@ -29,7 +29,7 @@ def export_tflite(model, path: str, quantization: Optional[str] = None, score_th
             (weights in int8, dequantised on the fly).
         score_thr, max_per_img: override the head's test_cfg.
     """
-    from tfdet.export.saved_model import inference_copy
+    from tfdet.export.saved_model import inference_copy, without_keras_traces
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
@@ -54,8 +54,10 @@ def export_tflite(model, path: str, quantization: Optional[str] = None, score_th
         converter.target_spec.supported_types = [tf.float16]
     elif quantization == "dynamic_int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    with without_keras_traces():  # the converter saves ``model`` as a SavedModel first
+        converted = converter.convert()
     with open(path, "wb") as handle:
-        handle.write(converter.convert())
+        handle.write(converted)
     return path
 
 
