@@ -18,6 +18,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_ROOT = os.path.join(REPO_ROOT, "data", "default")
 TRAIN_PATTERN = "span-{SPAN}/train-*.tfrecord"
 EVAL_PATTERN = "span-{SPAN}/eval-*.tfrecord"
+# Batch inference: images without boxes (`tfdet convert images ... --prefix unlabelled`) of the newest span
+# that has any are scored by the blessed candidate (BulkInferrer -> BatchDetections: PredictionLogs and a
+# COCO results JSON). None turns the branch off; the local runner turns it off when no file matches.
+UNLABELLED_PATTERN = "span-{SPAN}/unlabelled-*.tfrecord"
 
 # Local outputs.
 OUTPUT_ROOT = os.path.join(REPO_ROOT, "tfx_pipeline_output")
@@ -98,6 +102,8 @@ class PipelineConfig:
     metadata_path: str = _knob(METADATA_PATH, "MLMD SQLite database (local runs)")
     train_pattern: str = _knob(TRAIN_PATTERN, "training files below data_root ({SPAN} is the span number)")
     eval_pattern: str = _knob(EVAL_PATTERN, "evaluation files below data_root")
+    unlabelled_pattern: Optional[str] = _knob(UNLABELLED_PATTERN, "images to score by batch inference, below "
+                                                                  "data_root (none: no batch inference)", type=str)
     model_config: str = _knob(MODEL_CONFIG, "a tfdet.zoo model (tfdet models)")
     num_classes: int = _knob(NUM_CLASSES, "classes of the data and the model")
     train_steps: Optional[int] = _knob(TRAIN_STEPS, "training steps (default: the model's recipe)", type=int)
@@ -147,6 +153,7 @@ def from_flags(args: argparse.Namespace, defaults: Optional[PipelineConfig] = No
     """A :class:`PipelineConfig` from parsed :func:`add_flags` flags (``none`` means no distribution)."""
     values = {field.name: getattr(args, field.name) for field in dataclasses.fields(PipelineConfig)
               if hasattr(args, field.name)}
-    if values.get("distribution") == "none":
-        values["distribution"] = None
+    for name in ("distribution", "unlabelled_pattern"):
+        if values.get(name) == "none":
+            values[name] = None
     return dataclasses.replace(defaults or PipelineConfig(), **values, **changes)

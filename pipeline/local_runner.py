@@ -13,6 +13,7 @@ failure), 3 trained but not blessed (nothing pushed). Run from the repository ro
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -55,6 +56,14 @@ def config_of(args: argparse.Namespace) -> configs.PipelineConfig:
         serving_model_dir=os.path.join(args.output_root, "serving_model", configs.PIPELINE_NAME))
 
 
+def unlabelled_files(config: configs.PipelineConfig) -> list:
+    """The files ``config.unlabelled_pattern`` matches in any span (or version / date) under the data root."""
+    import glob
+    import re
+
+    return glob.glob(os.path.join(config.data_root, re.sub(r"\{[^}]*\}", "*", config.unlabelled_pattern)))
+
+
 def where_next(config: configs.PipelineConfig, summary: dict) -> str:
     """Where to look after a run (and what needs a hand in the serving directory)."""
     from tfdet.export.serving import is_complete
@@ -86,10 +95,14 @@ def run(args: argparse.Namespace) -> int:
     sys.path.insert(0, configs.REPO_ROOT)  # the components import models.* and components.*
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [configs.REPO_ROOT, os.environ.get("PYTHONPATH")]))
     if not args.no_generate and os.path.abspath(args.data_root) == os.path.abspath(configs.DATA_ROOT):
-        from tfdet.dataio.synthetic import generate_default_dataset
+        from tfdet.dataio.synthetic import DEFAULT_NUM_UNLABELLED, generate_default_dataset
 
-        generate_default_dataset(os.path.dirname(configs.DATA_ROOT), os.path.basename(configs.DATA_ROOT))
+        generate_default_dataset(os.path.dirname(configs.DATA_ROOT), os.path.basename(configs.DATA_ROOT),
+                                 num_unlabelled=DEFAULT_NUM_UNLABELLED)
     config = config_of(args)
+    if config.unlabelled_pattern and not unlabelled_files(config):
+        print(f"batch inference off: no file matches {config.unlabelled_pattern} under {config.data_root}")
+        config = dataclasses.replace(config, unlabelled_pattern=None)
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))

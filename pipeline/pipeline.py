@@ -4,6 +4,8 @@ ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidat
 -> Transform (analyzers) -> Trainer (the newest span plus the accepted spans of the rolling window; warm start
 from the latest pushed = blessed model) -> Evaluator (TFMA COCO metrics on the newest span, value threshold)
 -> CompareWithBaseline (change threshold vs the served model) -> Pusher.
+Batch inference (when ``unlabelled_pattern`` is set): UnlabelledExampleGen -> BulkInferrer (the blessed
+candidate; nothing when it is not blessed) -> BatchDetections (COCO results JSON).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from tfx import v1 as tfx
 
 from components import span_registry
 from components.baseline_blessing import CompareWithBaseline
+from components.batch_detections import BatchDetections
 from components.box_gate import BoxGate
 from components.schema import detection_schema
 from pipeline.configs import PipelineConfig
 from tfdet.dataio import features
+from tfdet.export.saved_model import BULK_SIGNATURE
 from tfdet.training.distribute import STRATEGIES
 
 COORDINATES_X_FIRST = [features.XMIN, features.YMIN, features.XMAX, features.YMAX]
@@ -94,6 +98,28 @@ def recipe_steps(model_config: str) -> int:
     return int(recipe["steps"])
 
 
+def batch_inference(config: PipelineConfig, model, blessing) -> list:
+    """UnlabelledExampleGen -> BulkInferrer -> BatchDetections: the blessed ``model`` scores the newest span of
+    ``config.unlabelled_pattern`` (PredictionLogs, then a COCO results JSON; see components/batch_detections.py).
+    """
+    unlabelled_gen = tfx.components.ImportExampleGen(
+        input_base=config.data_root,
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="unlabelled",
+                                                                   pattern=config.unlabelled_pattern)]),
+        # one split in, one out (a single input split would otherwise be hashed into train and eval)
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
+            splits=[tfx.proto.SplitConfig.Split(name="unlabelled", hash_buckets=1)]))
+    ).with_id("UnlabelledExampleGen")
+    bulk_inferrer = tfx.components.BulkInferrer(
+        examples=unlabelled_gen.outputs["examples"], model=model, model_blessing=blessing,
+        data_spec=tfx.proto.DataSpec(example_splits=["unlabelled"]),
+        model_spec=tfx.proto.ModelSpec(model_signature_name=[BULK_SIGNATURE]))
+    detections = BatchDetections(examples=unlabelled_gen.outputs["examples"],
+                                 inference_result=bulk_inferrer.outputs["inference_result"],
+                                 model_blessing=blessing, num_classes=config.num_classes)
+    return [unlabelled_gen, bulk_inferrer, detections]
+
+
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
     """The tfdet pipeline of ``config`` (see :class:`pipeline.configs.PipelineConfig` for every knob).
 
@@ -150,9 +176,12 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         model=trainer.outputs["model"], model_blessing=compare.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+    components = [example_gen, statistics_gen, schema_gen, example_validator, box_gate, transform, trainer,
+                  evaluator, compare, pusher]
+    if c.unlabelled_pattern:
+        components += batch_inference(c, trainer.outputs["model"], compare.outputs["blessing"])
     return tfx.dsl.Pipeline(
         pipeline_name=c.pipeline_name, pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, box_gate, transform, trainer,
-                    evaluator, compare, pusher],
+        components=components,
         enable_cache=c.enable_cache, metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(c.beam_pipeline_args or []))

@@ -121,6 +121,10 @@ def collect(metadata_path: str, pipeline_root: Optional[str] = None, failed: boo
     if pushed:
         out["pushed"] = bool(_prop(pushed, "pushed"))
         out["pushed_model"] = _prop(pushed, "pushed_destination")
+    detections = _latest(store, "tfdet.Detections")
+    if detections and os.path.exists(os.path.join(detections.uri, "summary.json")):
+        with open(os.path.join(detections.uri, "summary.json")) as handle:
+            out["batch_inference"] = {**json.load(handle), "uri": detections.uri}
     return out
 
 
@@ -159,6 +163,14 @@ def render(summary: Dict, seconds: Optional[float] = None) -> str:
             lines.append(f"  not blessed: {reason}")
     if "pushed" in summary:
         lines.append(f"pushed: {summary['pushed_model'] if summary['pushed'] else 'no'}")
+    if "batch_inference" in summary:
+        batch = summary["batch_inference"]
+        if batch.get("skipped"):
+            lines.append(f"batch inference: nothing scored ({batch['skipped']})")
+        else:
+            lines.append(f"batch inference: {batch['images_in']} unlabelled images, {batch['scored']} scored, "
+                         f"{batch['refused']} refused, {batch['detections']} detections -> "
+                         f"{os.path.join(batch['uri'], 'detections.json')}")
     if seconds is not None:
         lines.append(f"pipeline time: {seconds:.0f} s")
     return "\n".join(lines)

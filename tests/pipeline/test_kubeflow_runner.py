@@ -39,7 +39,8 @@ def test_compiles_to_a_kfp_pipeline_spec(compiled):
     assert spec.schema_version == "2.0.0" and spec.pipeline_info.name == "tfdet"
     tasks = set(spec.root.dag.tasks)
     assert {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "BoxGate", "Transform",
-            "Trainer", "Evaluator", "CompareWithBaseline", "Pusher"} <= tasks
+            "Trainer", "Evaluator", "CompareWithBaseline", "Pusher", "UnlabelledExampleGen", "BulkInferrer",
+            "BatchDetections"} <= tasks
 
 
 def test_image_beam_arguments_and_parameters_reach_the_spec(compiled):

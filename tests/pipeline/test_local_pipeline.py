@@ -96,6 +96,32 @@ def corrupt_span(data_root: str, span: int) -> None:
                 writer.write(example.SerializeToString())
 
 
+def check_batch_inference(summary, data_root):
+    """BulkInferrer's detections (through BatchDetections' COCO JSON) are the served model's own for the
+    unlabelled images."""
+    batch = summary["batch_inference"]
+    assert {key: batch[key] for key in ("images_in", "scored", "refused")} == {"images_in": 4, "scored": 4,
+                                                                               "refused": 0}
+    results = json.load(open(os.path.join(batch["uri"], "detections.json")))
+    images = json.load(open(os.path.join(batch["uri"], "images.json")))["images"]
+    records = sorted(tf.data.TFRecordDataset(tf.io.gfile.glob(f"{data_root}/span-1/unlabelled-*.tfrecord"))
+                     .as_numpy_iterator(), key=lambda r: tf.train.Example.FromString(r).features.feature[
+                         features.SOURCE_ID].bytes_list.value[0])
+    served = tf.saved_model.load(summary["pushed_model"]).signatures["serving_default"](examples=tf.constant(records))
+    assert [image["id"] for image in images] == [0, 1, 2, 3] and batch["detections"] == len(results)
+    for image in images:
+        mine = [r for r in results if r["image_id"] == image["id"]]
+        count = int(served["num_detections"][image["id"]])
+        assert len(mine) == count > 0
+        scale = np.array([image["height"], image["width"]] * 2)
+        ymin, xmin, ymax, xmax = (served["detection_boxes"][image["id"], :count].numpy() * scale).T
+        np.testing.assert_allclose([r["bbox"] for r in mine], np.stack([xmin, ymin, xmax - xmin, ymax - ymin], 1),
+                                   atol=0.01)
+        np.testing.assert_allclose([r["score"] for r in mine], served["detection_scores"][image["id"], :count],
+                                   atol=1e-5)
+        assert [r["category_id"] for r in mine] == served["detection_classes"][image["id"], :count].numpy().tolist()
+
+
 def executions(metadata_path):
     store = _store(metadata_path)
     return store, store.get_executions()
@@ -115,7 +141,8 @@ def serve(pushed_dir, data_root):
 def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     data_root = str(tmp_path / "data" / "small")
     output_root = str(tmp_path / "out")
-    generate_default_dataset(str(tmp_path / "data"), "small", spans=(1,), num_train=24, num_eval=8, num_shards=2)
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(1,), num_train=24, num_eval=8, num_shards=2,
+                             num_unlabelled=4)
     metadata_path = os.path.join(output_root, "metadata", "tfdet", "metadata.db")
     serving_dir = os.path.join(output_root, "serving_model", "tfdet")
 
@@ -139,7 +166,7 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert 0.0 < history["dataset_statistics"]["box_height_mean"] < 1.0
     model_run = _latest(store, "ModelRun")
     assert any("tfevents" in name for _, _, names in os.walk(os.path.join(model_run.uri, "logs")) for name in names)
-    for component in ("ImportExampleGen", "BoxGate", "Trainer", "Pusher"):  # the console's progress lines
+    for component in ("ImportExampleGen", "BoxGate", "Trainer", "Pusher", "BulkInferrer"):  # the console's lines
         assert f"{component} ..." in printed and any(
             line.split()[1:3] == [component, "COMPLETE"] for line in printed.splitlines() if line[:2].isdigit())
     assert "TensorBoard: tensorboard --logdir" in printed and "served model: " in printed
@@ -153,6 +180,8 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     for key in ("detection_boxes", "detection_scores", "num_detections"):
         np.testing.assert_allclose(from_examples[key].numpy(), from_images[key].numpy(), atol=1e-5)
     assert from_examples["num_detections"].dtype == tf.int32
+    assert "batch inference: 4 unlabelled images, 4 scored, 0 refused" in printed
+    check_batch_inference(summary, data_root)
     first_executions = len(store.get_executions())
 
     # 2. nothing new: every component is served from the cache
@@ -186,7 +215,8 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     summary = collect(metadata_path)
     assert summary["training"]["warm_started_from"] == os.path.join(serving_dir, versions[0])
     store = _store(metadata_path)
-    span_examples = {a.custom_properties["span"].int_value: a.uri for a in store.get_artifacts_by_type("Examples")}
+    span_examples = {a.custom_properties["span"].int_value: a.uri for a in store.get_artifacts_by_type("Examples")
+                     if f"{os.sep}ImportExampleGen{os.sep}" in a.uri}  # not UnlabelledExampleGen's
     history = json.load(open(os.path.join(_latest(store, "Model").uri, "training_history.json")))
     assert history["train_spans"] == [{"span": 2, "uri": span_examples[2]}, {"span": 1, "uri": span_examples[1]}]
     assert history["train_files"] == [os.path.join(span_examples[s], "Split-train", "*") for s in (2, 1)]
@@ -233,12 +263,15 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
         nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                                 resources={"metadata": {"path": notebooks}}).execute()
         text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+        assert any("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", []))
         assert "pipeline outputs: " + output_root in text
         if name == "data_validation.ipynb":
             # the newest span is the rejected one: its statistics and the failed verdict
             assert "examples: train 24 eval 8" in text and "BoxGate passed: False" in text and "box_inverted" in text
+            assert "drift span 1 -> 2: classes L-inf " in text  # the two accepted spans, plotted
         else:
             assert "TFMA (eval split):" in text and "per-class AP" in text
+            assert "per-class AP@0.5 0: candidate " in text  # span 2's model against span 1's, plotted
             assert "evaluated on: " + span_examples[2] in text  # not the rejected span 3
             assert "served model: " + os.path.join(serving_dir, versions[-1]) in text
 
@@ -257,6 +290,8 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
         "below the least allowed +1.000 (max_map50_drop)")
     assert "blessed: NO" in printed and f"not blessed: {change}" in printed
     assert "the candidate was NOT blessed: nothing was pushed; the served model is unchanged" in printed
+    assert "batch inference: nothing scored (the candidate model was not blessed, so BulkInferrer scored " \
+        "nothing)" in printed
     assert [v for v in sorted(os.listdir(serving_dir), key=int) if is_complete(os.path.join(serving_dir, v))] == \
         versions
     np.testing.assert_array_equal(loads_and_serves(os.path.join(serving_dir, versions[-1]), data_root),

@@ -21,6 +21,8 @@ def _add_convert_options(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(commands) -> None:
     """Adds convert, generate and inspect to the ``tfdet`` subcommands."""
+    from tfdet.dataio.synthetic import DEFAULT_NUM_UNLABELLED
+
     convert = commands.add_parser(
         "convert", help="convert annotations to tfdet TFRecords", formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
@@ -29,7 +31,8 @@ def add_commands(commands) -> None:
                "  tfdet convert voc --root VOCdevkit/VOC2012 --split train --classes voc --output data/voc/span-1 "
                "--prefix train\n"
                "  tfdet convert records --input records.jsonl --num-classes 20 --output data/mine/span-1 "
-               "--prefix train")
+               "--prefix train\n"
+               "  tfdet convert images --images new_photos/ --output data/mine/span-2 --prefix unlabelled")
     sources = convert.add_subparsers(dest="source", required=True)
     coco = sources.add_parser("coco", help="a COCO instances JSON")
     coco.add_argument("--annotations", required=True)
@@ -49,7 +52,9 @@ def add_commands(commands) -> None:
     records = sources.add_parser("records", help="seed records as a JSON list or JSON lines")
     records.add_argument("--input", required=True)
     records.add_argument("--num-classes", type=int, default=None)
-    for sub in (coco, voc, records):
+    images = sources.add_parser("images", help="a folder of images without annotations (for batch inference)")
+    images.add_argument("--images", required=True, help="directory searched recursively for .jpg, .jpeg, .png")
+    for sub in (coco, voc, records, images):
         _add_convert_options(sub)
 
     generate = commands.add_parser("generate", help="write the embedded default dataset")
@@ -58,6 +63,8 @@ def add_commands(commands) -> None:
     generate.add_argument("--spans", default="1", help="comma-separated span numbers")
     generate.add_argument("--num-train", type=int, default=960)
     generate.add_argument("--num-eval", type=int, default=120)
+    generate.add_argument("--num-unlabelled", type=int, default=DEFAULT_NUM_UNLABELLED,
+                          help="images without boxes, scored by the pipeline's batch inference (default: %(default)s)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--force", action="store_true")
 
@@ -70,6 +77,26 @@ def add_commands(commands) -> None:
     convert.set_defaults(handler=_convert)
     generate.set_defaults(handler=_generate)
     inspect.set_defaults(handler=_inspect)
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def unlabelled_records(image_dir: str) -> List[dict]:
+    """Converter records without boxes for every JPEG / PNG below ``image_dir`` (sorted; the source_id is the
+    path relative to ``image_dir``)."""
+    if not os.path.isdir(image_dir):
+        raise ValueError(f"--images {image_dir!r} is not a directory")
+    records = []
+    for folder, _, names in sorted(os.walk(image_dir)):
+        for name in sorted(names):
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                path = os.path.join(folder, name)
+                records.append({"image_path": os.path.abspath(path), "bboxes": [], "labels": [],
+                                "source_id": os.path.relpath(path, image_dir)})
+    if not records:
+        raise ValueError(f"no {', '.join(IMAGE_SUFFIXES)} files below {image_dir!r}")
+    return records
 
 
 def _read_records(path: str) -> list:
@@ -135,6 +162,9 @@ def _convert(args: argparse.Namespace) -> int:
         records, label_map, summary = load_voc_records(args.root, args.split, classes, not args.exclude_difficult,
                                                        allow_outside=args.allow_outside_images)
         print(f"VOC: {summary.images} images, {summary.boxes} boxes, left out {summary.skipped_boxes or 'none'}")
+    elif args.source == "images":
+        records = unlabelled_records(args.images)
+        print(f"images: {len(records)} files without annotations in {args.images}")
     else:
         records, num_classes = _read_records(args.input), args.num_classes
     if label_map is not None:
@@ -159,7 +189,7 @@ def _generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     spans = [int(s) for s in args.spans.split(",")]
     written = generate_default_dataset(args.root, args.name, spans, args.num_train, args.num_eval,
-                                       seed=args.seed, force=args.force)
+                                       num_unlabelled=args.num_unlabelled, seed=args.seed, force=args.force)
     for span, path in written.items():
         print(f"span {span}: {path}")
     print(f"default dataset ready in {time.perf_counter() - started:.1f} s")

@@ -8,9 +8,12 @@ object. The same seed always gives the same pixels and boxes.
 
 Layout written by :func:`generate_default_dataset`::
 
-    <root>/<name>/images/span-<N>/{train,eval}/000000.jpg   the images
-    <root>/<name>/span-<N>/{train,eval}-XXXXX-of-YYYYY.tfrecord
-    <root>/<name>/span-<N>/{train,eval}-report.json, label_map.json, manifest.json
+    <root>/<name>/images/span-<N>/{train,eval,unlabelled}/000000.jpg   the images
+    <root>/<name>/span-<N>/{train,eval,unlabelled}-XXXXX-of-YYYYY.tfrecord
+    <root>/<name>/span-<N>/{train,eval,unlabelled}-report.json, label_map.json, manifest.json
+
+The ``unlabelled`` split (``num_unlabelled`` > 0) holds images without boxes: the new images a
+deployment scores by batch inference (the pipeline's BulkInferrer).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from PIL import Image, ImageDraw
 
 CLASSES: Tuple[str, ...] = ("rectangle", "ellipse", "triangle", "cross", "ring")
 GENERATOR_VERSION = 1
+# unlabelled images per span in the pipeline's default data (`make run` scores them with BulkInferrer)
+DEFAULT_NUM_UNLABELLED = 40
 Box = List[float]
 
 
@@ -159,6 +164,7 @@ def generate_default_dataset(
     num_train: int = 960,
     num_eval: int = 120,
     num_shards: int = 4,
+    num_unlabelled: int = 0,
     seed: int = 0,
     force: bool = False,
     show_progress: bool = False,
@@ -174,6 +180,8 @@ def generate_default_dataset(
         spans: span numbers to write; each span draws new images.
         num_train, num_eval: images per split and span.
         num_shards: TFRecord shards per split.
+        num_unlabelled: images of the ``unlabelled`` split (boxes left out;
+            seed ``seed + 1000 * N + 2``); 0 writes none.
         seed: base seed; span N uses ``seed + 1000 * N`` (+1 for eval).
         force: regenerate even when an identical span exists.
         show_progress: show the converter's progress bars.
@@ -188,6 +196,8 @@ def generate_default_dataset(
         span_dir = os.path.join(root, name, f"span-{span}")
         manifest = {"generator_version": GENERATOR_VERSION, "span": span, "num_train": num_train,
                     "num_eval": num_eval, "num_shards": num_shards, "seed": seed, "classes": list(CLASSES)}
+        if num_unlabelled:
+            manifest["num_unlabelled"] = num_unlabelled
         manifest_path = os.path.join(span_dir, "manifest.json")
         out[span] = span_dir
         if not force and os.path.exists(manifest_path):
@@ -196,9 +206,14 @@ def generate_default_dataset(
                     continue
         if os.path.exists(os.path.join(span_dir, "label_map.json")):
             os.remove(os.path.join(span_dir, "label_map.json"))
-        for split, count, offset in (("train", num_train, 0), ("eval", num_eval, 1)):
+        for split, count, offset in (("train", num_train, 0), ("eval", num_eval, 1),
+                                     ("unlabelled", num_unlabelled, 2)):
+            if not count:
+                continue
             image_dir = os.path.join(root, name, "images", f"span-{span}", split)
             records = generate_records(image_dir, count, seed + 1000 * span + offset)
+            if split == "unlabelled":
+                records = [dict(record, bboxes=[], labels=[]) for record in records]
             convert_dataset_to_tfrecord(records, num_shards=num_shards, output_dir=span_dir, prefix=split,
                                         num_classes=len(CLASSES), show_progress=show_progress)
         with open(manifest_path, "w") as handle:

@@ -13,7 +13,7 @@ def test_reloaded_savedmodel_detects_like_the_model(tmp_path, image_factory):
              image_factory("b.jpg", 70, 50, image_format="JPEG")]
     export_dir = export_saved_model(model, str(tmp_path / "serving" / "1"), score_thr=0.0, max_per_img=20)
     loaded = tf.saved_model.load(export_dir)
-    assert set(loaded.signatures) == {"serving_default", "serving_images"}
+    assert set(loaded.signatures) == {"serving_default", "serving_images", "bulk_inference"}
 
     encoded = tf.constant([open(p, "rb").read() for p in paths])
     served = loaded.signatures["serving_images"](images=encoded)
@@ -23,6 +23,11 @@ def test_reloaded_savedmodel_detects_like_the_model(tmp_path, image_factory):
                                 .as_numpy_iterator()))
     from_examples = loaded.signatures["serving_default"](examples=examples)
     expected = model.predict_images(paths, score_thr=0.0, max_per_img=20)
+    bulk = loaded.signatures["bulk_inference"](examples=examples)
+    assert set(bulk) == set(from_examples) and bulk["error"].shape == (2, 1)  # [B, 1]: BulkInferrer splits it
+    for key in from_examples:
+        np.testing.assert_array_equal(tf.reshape(bulk[key], from_examples[key].shape).numpy(),
+                                      from_examples[key].numpy())
 
     assert served["num_detections"].dtype == tf.int32 and served["detection_boxes"].shape == (2, 20, 4)
     for key in ("detection_boxes", "detection_scores", "num_detections", "xmin", "classes"):

@@ -1,0 +1,142 @@
+"""BatchDetections: BulkInferrer's PredictionLogs as a COCO results file, with every image accounted for.
+
+The pipeline's batch-inference branch is UnlabelledExampleGen -> BulkInferrer (the blessed candidate's
+``bulk_inference`` signature, see tfdet/export/saved_model.py) -> BatchDetections. BulkInferrer writes one
+PredictionLog per image (the request keeps the serialized tf.Example, the response the signature's
+outputs); this component reads them and writes, in its ``detections`` artifact:
+
+* ``detections.json``: COCO results, ``[{"image_id", "category_id", "bbox": [x, y, w, h] in pixels of
+  the stored image, "score"}]`` (the rows up to ``num_detections``: the served model's own score
+  threshold and per-image limit);
+* ``images.json``: ``{"images": [{"id", "source_id", "file_name", "height", "width"}], "categories"}``;
+  image ids number the images in ``source_id`` order, so a rerun gives the same ids;
+* ``refused.json``: the images the model's input checks refused (``valid`` False), with the reason;
+* ``summary.json``: ``images_in = scored + refused`` and the detections count, or, when BulkInferrer
+  skipped an unblessed model, why nothing was scored.
+"""
+
+import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types.artifact import Artifact
+
+from tfdet.dataio import features
+from tfdet.files import write_json
+
+PREDICTION_LOGS_GLOB = "prediction_logs*"
+
+
+class Detections(Artifact):
+    """Batch-inference detections in COCO results format (see :mod:`components.batch_detections`)."""
+
+    TYPE_NAME = "tfdet.Detections"
+
+
+def _feature(example: tf.train.Example, key: str, kind: str):
+    values = getattr(example.features.feature[key], kind).value
+    return values[0] if values else None
+
+
+def _log_rows(log) -> Dict[str, Any]:
+    """One PredictionLog as the image's identity, validity and detection arrays."""
+    request = log.predict_log.request.inputs
+    (serialized,) = request[next(iter(request))].string_val
+    example = tf.train.Example.FromString(serialized)
+    source_id = _feature(example, features.SOURCE_ID, "bytes_list")
+    file_name = _feature(example, features.FILENAME, "bytes_list")
+    outputs = {key: tf.make_ndarray(value)[0] for key, value in log.predict_log.response.outputs.items()}
+    error = np.reshape(outputs["error"], [-1])
+    return {"source_id": source_id.decode() if source_id else "",
+            "file_name": file_name.decode() if file_name else "",
+            "height": int(_feature(example, features.HEIGHT, "int64_list") or 0),
+            "width": int(_feature(example, features.WIDTH, "int64_list") or 0),
+            "valid": bool(outputs["valid"]), "error": error[0].decode() if error.size else "",
+            "count": int(outputs["num_detections"]), "boxes": outputs["detection_boxes"],
+            "scores": outputs["detection_scores"], "classes": outputs["detection_classes"]}
+
+
+def coco_detections(logs: Iterable, class_names: Optional[Mapping[int, str]] = None
+                    ) -> Tuple[List[dict], Dict[str, Any], List[dict]]:
+    """PredictionLogs of the ``bulk_inference`` signature -> (COCO results, images.json content, refused).
+
+    Boxes are converted from normalised (ymin, xmin, ymax, xmax) to pixel [x, y, width, height] of the
+    image as stored (``image/height``, ``image/width``), rounded to 0.01 px; scores to 1e-5.
+    """
+    rows = sorted((_log_rows(log) for log in logs), key=lambda row: (row["source_id"], row["file_name"]))
+    results, images, refused = [], [], []
+    for image_id, row in enumerate(rows):
+        entry = {"id": image_id, "source_id": row["source_id"], "file_name": row["file_name"],
+                 "height": row["height"], "width": row["width"]}
+        if not row["valid"]:
+            refused.append({**entry, "error": row["error"]})
+            continue
+        images.append(entry)
+        scale = np.array([row["height"], row["width"]] * 2, np.float64)
+        count = row["count"]
+        for box, score, label in zip(row["boxes"][:count] * scale, row["scores"][:count], row["classes"][:count]):
+            ymin, xmin, ymax, xmax = (float(v) for v in box)
+            results.append({"image_id": image_id, "category_id": int(label),
+                            "bbox": [round(v, 2) for v in (xmin, ymin, xmax - xmin, ymax - ymin)],
+                            "score": round(float(score), 5)})
+    names = dict(class_names or {})
+    if not names and results:
+        names = {i: str(i) for i in range(max(r["category_id"] for r in results) + 1)}
+    catalogue = {"images": images, "categories": [{"id": int(k), "name": v} for k, v in sorted(names.items())]}
+    return results, catalogue, refused
+
+
+def read_prediction_logs(directory: str) -> List:
+    """Every PredictionLog BulkInferrer wrote into ``directory`` (gzipped TFRecord shards)."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    files = sorted(tf.io.gfile.glob(os.path.join(directory, PREDICTION_LOGS_GLOB)))
+    if not files:
+        return []
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()
+    return [prediction_log_pb2.PredictionLog.FromString(record) for record in records]
+
+
+def write_batch_detections(inference_dir: str, output_dir: str, blessed: bool, num_classes: int,
+                           images_in: int, class_names: Optional[Mapping[int, str]] = None) -> Dict[str, Any]:
+    """Writes the four files of the module docstring into ``output_dir``; returns the summary.
+
+    ``images_in`` is the number of examples BulkInferrer was given: with a blessed model every one of them
+    must come back scored or refused, else this raises naming the difference.
+    """
+    logs = read_prediction_logs(inference_dir)
+    names = dict(class_names or {i: str(i) for i in range(num_classes)})
+    results, catalogue, refused = coco_detections(logs, names)
+    summary = {"images_in": images_in, "scored": len(catalogue["images"]), "refused": len(refused),
+               "detections": len(results), "blessed": blessed}
+    if not blessed:
+        summary["skipped"] = "the candidate model was not blessed, so BulkInferrer scored nothing"
+    elif summary["scored"] + summary["refused"] != images_in:
+        raise RuntimeError(f"BulkInferrer returned {len(logs)} PredictionLogs in {inference_dir} for {images_in} "
+                           f"unlabelled examples; rerun the pipeline (a partial inference result is never "
+                           f"reported as complete)")
+    write_json(os.path.join(output_dir, "detections.json"), results)
+    write_json(os.path.join(output_dir, "images.json"), catalogue)
+    write_json(os.path.join(output_dir, "refused.json"), refused)
+    write_json(os.path.join(output_dir, "summary.json"), summary)
+    return summary
+
+
+@tfx.dsl.components.component
+def BatchDetections(  # noqa: N802  (TFX components are named like classes)
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    inference_result: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.InferenceResult],
+    model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    detections: tfx.dsl.components.OutputArtifact[Detections],
+    num_classes: tfx.dsl.components.Parameter[int],
+    split: tfx.dsl.components.Parameter[str] = "unlabelled",
+) -> None:
+    """COCO results of BulkInferrer's PredictionLogs (see the module docstring)."""
+    blessed = bool(model_blessing.get_int_custom_property("blessed"))
+    files = tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*"))
+    images_in = sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    summary = write_batch_detections(inference_result.uri, detections.uri, blessed, num_classes, images_in)
+    for key in ("images_in", "scored", "refused", "detections"):
+        detections.set_int_custom_property(key, int(summary[key]))
