@@ -136,6 +136,23 @@ def test_xla_gives_the_same_detections_and_trains(trained, default_data):
     assert np.isfinite(compiled.train_on_batch(batch, return_dict=True)["loss"])
 
 
+def test_xla_optimizer_updates_like_the_plain_one(trained, default_data):
+    model, _ = trained
+    batch = next(iter(training_batches(pipeline(train_steps(default_data)), 2)))
+    results = []
+    for jit in (False, True):
+        copy = copy_with(model, jit_optimizer=jit)
+        copy.compile(optimizer=tf_keras.optimizers.AdamW(1e-3, weight_decay=1e-2))
+        assert copy.optimizer.jit_compile is jit  # tf_keras alone turns it off on a CPU
+        for _ in range(2):
+            copy.train_on_batch(batch)
+        results.append(copy.get_weights())
+    changed = [not np.allclose(a, b) for a, b in zip(model.get_weights(), results[0])]
+    assert sum(changed) > len(changed) // 2  # the step moved the weights
+    for plain, xla in zip(*results):
+        np.testing.assert_allclose(xla, plain, rtol=1e-4, atol=1e-6)
+
+
 def test_predict_images_returns_pixels_of_the_original_image(trained, tmp_path):
     model, _ = trained
     from PIL import Image
