@@ -42,7 +42,7 @@ def test_same_classes_restore_everything(trained, source):
     assert report.reinitialised == []
     x = tf.random.uniform([1, 128, 128, 3], seed=1)
     for a, b in zip(tf.nest.flatten(model(x)), tf.nest.flatten(fresh(x))):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=5e-4)
 
 
 def test_another_class_count_keeps_all_but_the_class_logits(trained):
@@ -60,7 +60,7 @@ def test_another_class_count_keeps_all_but_the_class_logits(trained):
     x = tf.random.uniform([1, 128, 128, 3], seed=2)
     features, again = model.backbone(x, return_features=True), fresh.backbone(x, return_features=True)
     for a, b in zip(features, again):  # the export folded weight standardisation: equal up to rounding
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=5e-4)
 
 
 def test_a_different_architecture_is_named(trained):
