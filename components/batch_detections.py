@@ -24,9 +24,12 @@ from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
 
 from tfdet.dataio import features
+from tfdet.evaluation.coco import coco_results
 from tfdet.files import write_json
 
 PREDICTION_LOGS_GLOB = "prediction_logs*"
+# the one split UnlabelledExampleGen writes and BulkInferrer reads (pipeline/pipeline.py)
+UNLABELLED_SPLIT = "unlabelled"
 
 
 class Detections(Artifact):
@@ -58,15 +61,15 @@ def _log_rows(log) -> Dict[str, Any]:
             "scores": outputs["detection_scores"], "classes": outputs["detection_classes"]}
 
 
-def coco_detections(logs: Iterable, class_names: Optional[Mapping[int, str]] = None
-                    ) -> Tuple[List[dict], Dict[str, Any], List[dict]]:
+def coco_detections(logs: Iterable, class_names: Mapping[int, str]) -> Tuple[List[dict], Dict[str, Any], List[dict]]:
     """PredictionLogs of the ``bulk_inference`` signature -> (COCO results, images.json content, refused).
 
     Boxes are converted from normalised (ymin, xmin, ymax, xmax) to pixel [x, y, width, height] of the
-    image as stored (``image/height``, ``image/width``), rounded to 0.01 px; scores to 1e-5.
+    image as stored (``image/height``, ``image/width``), rounded to 0.01 px; scores to 1e-5
+    (:func:`tfdet.evaluation.coco_results`).
     """
     rows = sorted((_log_rows(log) for log in logs), key=lambda row: (row["source_id"], row["file_name"]))
-    results, images, refused = [], [], []
+    found, images, refused = [], [], []
     for image_id, row in enumerate(rows):
         entry = {"id": image_id, "source_id": row["source_id"], "file_name": row["file_name"],
                  "height": row["height"], "width": row["width"]}
@@ -74,18 +77,12 @@ def coco_detections(logs: Iterable, class_names: Optional[Mapping[int, str]] = N
             refused.append({**entry, "error": row["error"]})
             continue
         images.append(entry)
-        scale = np.array([row["height"], row["width"]] * 2, np.float64)
         count = row["count"]
-        for box, score, label in zip(row["boxes"][:count] * scale, row["scores"][:count], row["classes"][:count]):
-            ymin, xmin, ymax, xmax = (float(v) for v in box)
-            results.append({"image_id": image_id, "category_id": int(label),
-                            "bbox": [round(v, 2) for v in (xmin, ymin, xmax - xmin, ymax - ymin)],
-                            "score": round(float(score), 5)})
-    names = dict(class_names or {})
-    if not names and results:
-        names = {i: str(i) for i in range(max(r["category_id"] for r in results) + 1)}
-    catalogue = {"images": images, "categories": [{"id": int(k), "name": v} for k, v in sorted(names.items())]}
-    return results, catalogue, refused
+        scale = np.array([row["height"], row["width"]] * 2, np.float64)
+        found.append({"image_id": image_id, "boxes": row["boxes"][:count] * scale, "scores": row["scores"][:count],
+                      "classes": row["classes"][:count]})
+    catalogue = {"images": images, "categories": [{"id": int(k), "name": v} for k, v in sorted(class_names.items())]}
+    return coco_results(found, rounded=True), catalogue, refused
 
 
 def read_prediction_logs(directory: str) -> List:
@@ -107,8 +104,7 @@ def write_batch_detections(inference_dir: str, output_dir: str, blessed: bool, n
     must come back scored or refused, else this raises naming the difference.
     """
     logs = read_prediction_logs(inference_dir)
-    names = dict(class_names or {i: str(i) for i in range(num_classes)})
-    results, catalogue, refused = coco_detections(logs, names)
+    results, catalogue, refused = coco_detections(logs, class_names or {i: str(i) for i in range(num_classes)})
     summary = {"images_in": images_in, "scored": len(catalogue["images"]), "refused": len(refused),
                "detections": len(results), "blessed": blessed}
     if not blessed:
@@ -131,7 +127,7 @@ def BatchDetections(  # noqa: N802  (TFX components are named like classes)
     model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     detections: tfx.dsl.components.OutputArtifact[Detections],
     num_classes: tfx.dsl.components.Parameter[int],
-    split: tfx.dsl.components.Parameter[str] = "unlabelled",
+    split: tfx.dsl.components.Parameter[str] = UNLABELLED_SPLIT,
 ) -> None:
     """COCO results of BulkInferrer's PredictionLogs (see the module docstring)."""
     blessed = bool(model_blessing.get_int_custom_property("blessed"))

@@ -20,7 +20,7 @@ from tfx import v1 as tfx
 
 from components import span_registry
 from components.baseline_blessing import CompareWithBaseline
-from components.batch_detections import BatchDetections
+from components.batch_detections import UNLABELLED_SPLIT, BatchDetections
 from components.box_gate import BoxGate
 from components.schema import detection_schema
 from pipeline.configs import PipelineConfig
@@ -104,15 +104,15 @@ def batch_inference(config: PipelineConfig, model, blessing) -> list:
     """
     unlabelled_gen = tfx.components.ImportExampleGen(
         input_base=config.data_root,
-        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="unlabelled",
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name=UNLABELLED_SPLIT,
                                                                    pattern=config.unlabelled_pattern)]),
         # one split in, one out (a single input split would otherwise be hashed into train and eval)
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(
-            splits=[tfx.proto.SplitConfig.Split(name="unlabelled", hash_buckets=1)]))
+            splits=[tfx.proto.SplitConfig.Split(name=UNLABELLED_SPLIT, hash_buckets=1)]))
     ).with_id("UnlabelledExampleGen")
     bulk_inferrer = tfx.components.BulkInferrer(
         examples=unlabelled_gen.outputs["examples"], model=model, model_blessing=blessing,
-        data_spec=tfx.proto.DataSpec(example_splits=["unlabelled"]),
+        data_spec=tfx.proto.DataSpec(example_splits=[UNLABELLED_SPLIT]),
         model_spec=tfx.proto.ModelSpec(model_signature_name=[BULK_SIGNATURE]))
     detections = BatchDetections(examples=unlabelled_gen.outputs["examples"],
                                  inference_result=bulk_inferrer.outputs["inference_result"],

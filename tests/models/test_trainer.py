@@ -108,4 +108,5 @@ def test_warm_start_survives_a_class_count_change(default_data, tmp_path):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     x = tf.random.uniform([1, 128, 128, 3], seed=3)
     for a, b in zip(served.backbone(x, return_features=True), model.backbone(x, return_features=True)):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=5e-4)  # folded kernels: rounding through 4 stages
+        # folded kernels: their rounding carried through 4 stages
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=5e-4)

@@ -21,8 +21,6 @@ def _add_convert_options(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(commands) -> None:
     """Adds convert, generate and inspect to the ``tfdet`` subcommands."""
-    from tfdet.dataio.synthetic import DEFAULT_NUM_UNLABELLED
-
     convert = commands.add_parser(
         "convert", help="convert annotations to tfdet TFRecords", formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
@@ -63,8 +61,9 @@ def add_commands(commands) -> None:
     generate.add_argument("--spans", default="1", help="comma-separated span numbers")
     generate.add_argument("--num-train", type=int, default=960)
     generate.add_argument("--num-eval", type=int, default=120)
-    generate.add_argument("--num-unlabelled", type=int, default=DEFAULT_NUM_UNLABELLED,
-                          help="images without boxes, scored by the pipeline's batch inference (default: %(default)s)")
+    generate.add_argument("--num-unlabelled", type=int, default=None,
+                          help="images without boxes, scored by the pipeline's batch inference (default: as many as "
+                               "the pipeline's default data has, synthetic.DEFAULT_NUM_UNLABELLED)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--force", action="store_true")
 
@@ -184,12 +183,13 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from tfdet.dataio.synthetic import generate_default_dataset
+    from tfdet.dataio.synthetic import DEFAULT_NUM_UNLABELLED, generate_default_dataset
 
     started = time.perf_counter()
     spans = [int(s) for s in args.spans.split(",")]
+    unlabelled = DEFAULT_NUM_UNLABELLED if args.num_unlabelled is None else args.num_unlabelled
     written = generate_default_dataset(args.root, args.name, spans, args.num_train, args.num_eval,
-                                       num_unlabelled=args.num_unlabelled, seed=args.seed, force=args.force)
+                                       num_unlabelled=unlabelled, seed=args.seed, force=args.force)
     for span, path in written.items():
         print(f"span {span}: {path}")
     print(f"default dataset ready in {time.perf_counter() - started:.1f} s")

@@ -132,13 +132,14 @@ def _predict(args: argparse.Namespace) -> int:
     from PIL import Image, ImageOps
     from tqdm.auto import tqdm
 
+    from tfdet.evaluation.coco import coco_results
     from tfdet.training.work_dir import class_names_of, saved_model_dir
     from tfdet.visualization import draw_detections
 
     serve = tf.saved_model.load(saved_model_dir(args.model)).signatures["serving_images"]
     names = class_names_of(args.model)
     os.makedirs(args.out, exist_ok=True)
-    results, images, failed = [], [], 0
+    found, images, failed = [], [], 0
     for start in tqdm(range(0, len(args.images), args.batch_size), desc="predict", unit="batch"):
         paths = args.images[start:start + args.batch_size]
         out = serve(images=tf.constant(_load_images(paths)))
@@ -159,10 +160,8 @@ def _predict(args: argparse.Namespace) -> int:
             drawn = draw_detections(picture, boxes, scores, classes, names)
             drawn.save(os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + ".png"))
             images.append({"id": image_id, "file_name": path, "height": picture.height, "width": picture.width})
-            for (ymin, xmin, ymax, xmax), score, label in zip(boxes, scores, classes):
-                results.append({"image_id": image_id, "category_id": int(label),
-                                "bbox": [round(float(v), 2) for v in (xmin, ymin, xmax - xmin, ymax - ymin)],
-                                "score": round(float(score), 5)})
+            found.append({"image_id": image_id, "boxes": boxes, "scores": scores, "classes": classes})
+    results = coco_results(found, rounded=True)
     with open(os.path.join(args.out, "detections.json"), "w") as handle:
         json.dump(results, handle)
     with open(os.path.join(args.out, "images.json"), "w") as handle:

@@ -39,8 +39,17 @@ def _coco_ground_truth(ground_truth: Sequence[Mapping[str, Any]], names: Mapping
     return gt
 
 
-def _results(detections: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    return [{"image_id": int(image["image_id"]), "category_id": int(label), "bbox": _xywh(box), "score": float(score)}
+def coco_results(detections: Sequence[Mapping[str, Any]], rounded: bool = False) -> List[Dict[str, Any]]:
+    """COCO results rows (``image_id``, 0-based ``category_id``, ``bbox`` [x, y, w, h], ``score``) of
+    ``[{"image_id", "boxes": (ymin, xmin, ymax, xmax) in pixels, "scores", "classes"}]``.
+
+    ``rounded``: bbox to 0.01 px and score to 1e-5, for files written to disk.
+    """
+    def bbox(box):
+        return [round(v, 2) for v in _xywh(box)] if rounded else _xywh(box)
+
+    return [{"image_id": int(image["image_id"]), "category_id": int(label), "bbox": bbox(box),
+             "score": round(float(score), 5) if rounded else float(score)}
             for image in detections for box, score, label in zip(image["boxes"], image["scores"], image["classes"])]
 
 
@@ -86,7 +95,7 @@ def coco_metrics(ground_truth: Sequence[Mapping[str, Any]], detections: Sequence
     """
     names = {i: (label_map or {}).get(i, str(i)) for i in range(num_classes)}
     gt = _coco_ground_truth(ground_truth, names)
-    results = _results(detections)
+    results = coco_results(detections)
     out: Dict[str, Any] = {"num_images": len(ground_truth), "num_detections": len(results)}
     if not results or not gt.dataset["annotations"]:
         out.update({name: (0.0 if gt.dataset["annotations"] else -1.0) for name in COCO_METRIC_NAMES})
@@ -111,7 +120,7 @@ def average_precision(ground_truth: Sequence[Mapping[str, Any]], detections: Seq
     """
     names = {i: (label_map or {}).get(i, str(i)) for i in range(num_classes)}
     gt = _coco_ground_truth(ground_truth, names)
-    results = _results(detections)
+    results = coco_results(detections)
     if not results or not gt.dataset["annotations"]:
         return {"AP": 0.0 if gt.dataset["annotations"] else -1.0, "per_class_AP": {}, "recall": 0.0}
     evaluator = _evaluate(gt, results, iou_thresholds=[iou_threshold], summarize=False)
@@ -179,7 +188,5 @@ def evaluate_coco(model, dataset: tf.data.Dataset, label_map: Optional[Mapping[i
     ground_truth, detections = collect_detections(model, dataset, **test_overrides)
     if output_json:
         with open(output_json, "w") as handle:
-            json.dump([{"image_id": d["image_id"], "category_id": int(c), "bbox": [round(v, 2) for v in _xywh(b)],
-                        "score": round(float(s), 5)}
-                       for d in detections for b, s, c in zip(d["boxes"], d["scores"], d["classes"])], handle)
+            json.dump(coco_results(detections, rounded=True), handle)
     return coco_metrics(ground_truth, detections, model.num_classes, label_map)

@@ -34,7 +34,6 @@ from tfdet.dataio import features
 from tfdet.dataio.image_format import DEFAULT_MAX_PIXELS
 from tfdet.models.preprocessing import boxes_to_original
 
-
 # the signature TFX's BulkInferrer runs (pipeline/pipeline.py)
 BULK_SIGNATURE = "bulk_inference"
 
