@@ -49,11 +49,14 @@ class ConfigOneStage:
             float32 weights and losses; fast on CPUs with AVX512_BF16).
         jit_compile: compile the train / predict steps with XLA.
         jit_optimizer: XLA-compile the optimizer's per-variable update on CPU too
-            (tf_keras enables it only with a GPU). One fused loop per
-            variable instead of about ten memory passes: Adam's update of a
-            ResNet-50 RetinaNet measured 117-128 ms -> 58 ms
-            (benchmarks/train_step_profile.py); each variable's update is
-            compiled once at the first step, which only pays off on large models.
+            (tf_keras enables it only with a GPU). Off by default and in every
+            zoo entry: one fused loop per variable made Adam's update of a
+            ResNet-50 RetinaNet 129 -> 72 ms per step inside one reused
+            tf.function (benchmarks/train_step_profile.py), but every ``fit``
+            call compiles the per-variable updates again (about 5.5 s for that
+            model), so the peers protocol's bfloat16 training (a warm-up fit,
+            then a timed fit of 4 steps) went 1.63 -> 0.78 img/s. It can pay
+            off only in one long ``fit``; measure before switching it on.
     """
 
     backbone: Dict[str, Any]
