@@ -9,7 +9,7 @@ DATA ?= data
 PYTEST_ARGS ?= -n auto
 
 .PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	bench-peers bench-profile bench-tflite weights lint clean
+	bench-peers bench-profile bench-trace bench-tflite weights lint clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,7 @@ data: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile
+bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile bench-trace
 
 bench-input: setup
 	$(PY) benchmarks/input_pipeline.py
@@ -63,6 +63,10 @@ bench-peers: setup
 # where a training step's time goes (backbone, neck, head, loss, optimizer; forward and backward)
 bench-profile: setup
 	$(PY) benchmarks/train_step_profile.py
+
+# time to the first training step and to a SavedModel (tracing), per model
+bench-trace: setup
+	$(PY) benchmarks/trace_time.py
 
 # TFLite variants of a trained cpu_small: size, latency, mAP (train it first: make bench-train)
 bench-tflite: setup

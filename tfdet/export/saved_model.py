@@ -81,7 +81,7 @@ class _DetectorModule(tf.Module):
         # an empty request answers with empty outputs (the network cannot run on a batch of 0)
         return tf.cond(tf.size(encoded) > 0, lambda: self._detect_checked(encoded), self._empty)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def serve_examples(self, examples: tf.Tensor) -> Dict[str, tf.Tensor]:
         # a serialized tf.Example starts with its 'features' field (tag byte 0x0A); anything else is not
         # parsed (it would fail the whole batch), it is reported in `error`
@@ -98,11 +98,11 @@ class _DetectorModule(tf.Module):
         outputs["error"] = tf.where(looks_like_example, outputs["error"], not_example)
         return outputs
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")], autograph=False)
     def serve_images(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         return self._detect_encoded(images)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def serve_bulk(self, examples: tf.Tensor) -> Dict[str, tf.Tensor]:
         # serving_default with `error` as [B, 1]: tfx_bsl's RunInference (TFX BulkInferrer) splits every output
         # per example and cannot split a [B] string tensor (it expects numpy values with a dtype)

@@ -8,6 +8,8 @@ from conftest import tiny_model_config
 
 from tfdet.dataio.pipeline import pipeline, training_batches
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
+from tfdet.models.necks.fpn import FPN
+from tfdet.registry import NECKS
 
 SIZE = 128
 
@@ -192,3 +194,40 @@ def test_prior_strides_come_from_the_backbone_and_neck_when_left_out():
     stated = tiny_model_config()
     stated["head"]["anchor_config"]["strides"] = [8, 16, 32, 128]     # a config that states them keeps them
     assert OneStageModel(ConfigOneStage(**stated)).head.anchor_generator.strides == [8, 16, 32, 128]
+
+
+class _GatedFPN(FPN):
+    """An FPN with a Python ``if`` on a tensor: graph code that only AutoGraph can trace."""
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        if tf.reduce_max(outputs[0]) > 1e9:
+            outputs = [tf.zeros_like(level) for level in outputs]
+        return outputs
+
+
+@NECKS.register("test_gated_fpn_as_written")
+class _GatedFPNAsWritten(_GatedFPN):
+    pass
+
+
+@NECKS.register("test_gated_fpn_in_tf_function")
+class _GatedFPNInTfFunction(_GatedFPN):
+    call = tf.function(_GatedFPN.call)
+
+
+def test_parts_are_traced_as_written_and_tf_function_converts_one_on_request(tiny_config):
+    """The detector traces its parts without AutoGraph (faster tracing); a part whose code branches on a
+    tensor in Python gets TensorFlow's error saying so, and trains once that method is a tf.function."""
+    batch = batch_with([[5.0, 5.0, 30.0, 30.0]], [1])
+    for neck, works in (("test_gated_fpn_as_written", False), ("test_gated_fpn_in_tf_function", True)):
+        config = tiny_config(size=64)
+        config["neck"]["name"] = neck
+        model = OneStageModel(ConfigOneStage(**config)).build_model()  # eager: a Python `if` works
+        model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+        if works:
+            assert np.isfinite(model.train_on_batch(batch, return_dict=True)["loss"])
+        else:
+            fix = "decorate this function with @tf.function"
+            with pytest.raises(tf.errors.OperatorNotAllowedInGraphError, match=fix):
+                model.train_on_batch(batch)

@@ -32,6 +32,11 @@ from tfdet.registry import BACKBONES, HEADS, NECKS
 
 _PRECISIONS = (None, "float32", "mixed_bfloat16")
 
+# The detector's graph code has no data-dependent Python control flow (tf.cond / tf.where where it branches):
+# AutoGraph's source-to-source conversion of every layer, head and loss function is pure overhead. Tracing
+# without it halves the time to a model's first training step and to an export (benchmarks/trace_time.py).
+_traced_as_written = tf.autograph.experimental.do_not_convert
+
 
 @dataclasses.dataclass
 class ConfigOneStage:
@@ -176,6 +181,7 @@ class OneStageModel(tf_keras.Model):
         self(self.dummy_inputs)
         return self
 
+    @_traced_as_written
     def call(self, images: tf.Tensor, training: bool = False):
         features = self.backbone(images, return_features=True)
         return self.head(self.neck(features))
@@ -236,6 +242,7 @@ class OneStageModel(tf_keras.Model):
             tracker.update_state(losses[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
+    @_traced_as_written
     def train_step(self, data) -> Dict[str, tf.Tensor]:
         batch = self._unpack(data)
         with tf.GradientTape() as tape:
@@ -246,6 +253,7 @@ class OneStageModel(tf_keras.Model):
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return self._record(losses)
 
+    @_traced_as_written
     def test_step(self, data) -> Dict[str, tf.Tensor]:
         return self._record(self.compute_losses(self._unpack(data), training=False))
 
@@ -260,11 +268,13 @@ class OneStageModel(tf_keras.Model):
                                                         reduce_retracing=True)
         return self.__dict__["_xla_forward"](images)
 
+    @_traced_as_written
     def detect(self, images: tf.Tensor, **overrides: Any) -> Dict[str, tf.Tensor]:
         """Detections for a batch of preprocessed images, boxes normalised to the input."""
         shape = tf.shape(images)
         return self.head.predict(self._forward(images), shape[1], shape[2], **overrides)
 
+    @_traced_as_written
     def predict_step(self, data) -> Dict[str, tf.Tensor]:
         images = data["image"] if isinstance(data, dict) else (data[0] if isinstance(data, (tuple, list)) else data)
         detections = self.detect(images)

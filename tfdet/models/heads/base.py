@@ -10,6 +10,11 @@ A head is a Keras layer that
 * names in ``class_dependent_layers`` the layers whose shapes depend on ``num_classes`` (they are
   re-initialised when a checkpoint has another class count).
 
+The detector traces its parts as written, without AutoGraph (it halves the tracing before the first
+step and in an export): branch on tensors with ``tf.cond`` / ``tf.where``; a method that needs Python
+control flow on tensors is decorated with ``tf.function``, which converts it (the same holds for
+backbones and necks).
+
 Its priors (anchors or points) are its own business. :class:`DenseHead` supplies the conv towers
 (stacked 3x3 convs, optional GroupNorm, an activation), the classifier with RetinaNet's prior
 bias, top-k-per-level candidates and class-wise NMS, so that a new head is one file: its
