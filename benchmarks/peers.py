@@ -9,7 +9,8 @@ the systems within every round so that they share the machine's state:
 * the CPU's matmul peak (2048^3 tf.matmul, float32 and bfloat16, best of 10);
 * per system and precision (float32, mixed_bfloat16), random init, 512x512, 20 classes:
   inference = network + box decoding + NMS on one image (median of 7 after a warm-up);
-  training = fit on a fixed batch of 2 (4 steps after a warm-up).
+  training = fit on a fixed batch of 2 (4 steps after a warm-up, timed from the first step to the end of
+  training: peer_workers/timed_fit.py).
 
 Systems: KerasHub ``ResNetBackbone`` (bottleneck, [3, 4, 6, 3]) -> ``RetinaNetBackbone`` (P3-P7) ->
 ``RetinaNetObjectDetector``; tfdet's ``retinanet_resnet50_fpn`` (the like-for-like row: ResNet-50
@@ -196,6 +197,7 @@ def main() -> None:
     chart(summary, os.path.join(RESULTS, "peers.png"))
     save("peers.json", {**summary, "protocol": {"size": 512, "num_classes": 20, "infer_repeats": args.infer_repeats,
                                                 "train_batch": 2, "train_steps": args.train_steps,
+                                                "train_clock": "first step to end of training (timed_fit.py)",
                                                 "rounds": args.rounds, "cores": os.cpu_count()},
                         "measurements": measured})
 

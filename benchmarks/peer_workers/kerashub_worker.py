@@ -4,7 +4,7 @@
 
 Prints one JSON line: seconds per image (infer: the traced predict step on one 512x512 image, network +
 box decoding + NMS, median of --repeats after a warm-up) or images per second (train: fit on a fixed
-batch of 2, --repeats steps after a warm-up), or the error when it fails.
+batch of 2, --repeats steps after a warm-up, timed as in timed_fit.py), or the error when it fails.
 """
 
 import argparse
@@ -45,6 +45,7 @@ def main() -> None:
         import keras
         import numpy as np
         import tensorflow as tf
+        from timed_fit import images_per_second
 
         keras.mixed_precision.set_global_policy(args.precision)
         model = build(args.num_classes)
@@ -74,10 +75,7 @@ def main() -> None:
             labels = np.array([[1, 5, 7]] * 2, "float32")
             model.compile(optimizer=keras.optimizers.Adam(1e-4))
             batches = tf.data.Dataset.from_tensors((images, {"boxes": boxes, "labels": labels})).repeat()
-            model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)  # warm-up: tracing
-            started = time.perf_counter()
-            model.fit(batches, steps_per_epoch=args.repeats, epochs=1, verbose=0)
-            result["images_per_second"] = args.repeats * 2 / (time.perf_counter() - started)
+            result["images_per_second"] = images_per_second(model, batches, keras.callbacks.Callback, args.repeats, 2)
         result["params"] = int(model.count_params())
     except Exception as error:  # a peer that fails is a result too
         result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]

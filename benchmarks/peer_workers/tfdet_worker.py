@@ -4,7 +4,8 @@
 
 Random init, 512x512, 20 classes. infer: the traced detect function (network + box decoding + NMS) on one
 image, median of --repeats after a warm-up; train: fit on a fixed batch of 2, --repeats steps after a
-warm-up. Prints one JSON line (also the network's forward FLOPs, counted by TensorFlow's profiler).
+warm-up (timed as in timed_fit.py). Prints one JSON line (also the network's forward FLOPs, counted by
+TensorFlow's profiler).
 """
 
 import argparse
@@ -40,6 +41,7 @@ def main() -> None:
 
         import tfdet
         from benchmarks.peer_workers.flops import forward_flops
+        from benchmarks.peer_workers.timed_fit import images_per_second
 
         overrides = {}
         for item in args.set:
@@ -69,10 +71,8 @@ def main() -> None:
                      "mask": np.ones((2, 3), bool)}
             model.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
             batches = tf.data.Dataset.from_tensors(batch).repeat()
-            model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)  # warm-up: tracing
-            started = time.perf_counter()
-            model.fit(batches, steps_per_epoch=args.repeats, epochs=1, verbose=0)
-            result["images_per_second"] = args.repeats * 2 / (time.perf_counter() - started)
+            result["images_per_second"] = images_per_second(model, batches, tf_keras.callbacks.Callback,
+                                                            args.repeats, 2)
         result["params"] = int(model.count_params())
     except Exception as error:
         result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
