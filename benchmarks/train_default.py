@@ -32,6 +32,20 @@ from tfdet.training.callbacks import CocoEvaluation  # noqa: E402
 from tfdet.zoo import get_entry  # noqa: E402
 
 
+def use_tf_keras_groupnorm_in_training() -> None:
+    """Routes tfdet's GroupNormalization through tf_keras's own call when training (an A/B switch)."""
+    from tfdet.models import layers
+
+    fast = layers.GroupNormalization.call
+
+    def call(self, inputs, mask=None, training=None):
+        if training:
+            return tf_keras.layers.GroupNormalization.call(self, inputs, mask=mask)
+        return fast(self, inputs, mask=mask, training=training)
+
+    layers.GroupNormalization.call = call
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="cpu_small")
@@ -39,7 +53,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--mixed-precision", default=None)
+    parser.add_argument("--groupnorm-training", choices=("tfdet", "tf_keras"), default="tfdet",
+                        help="A/B switch: tf_keras trains through tf_keras's GroupNormalization (the code before "
+                             "tfdet's written-out GroupNorm gradient); inference keeps tfdet's")
     args = parser.parse_args()
+    if args.groupnorm_training == "tf_keras":
+        use_tf_keras_groupnorm_in_training()
     entry = get_entry(args.config)
     span = generate_default_dataset(args.data)[1]
     with open(os.path.join(span, "label_map.json")) as handle:
@@ -76,6 +95,8 @@ def main() -> None:
     # a shorter or longer run than the entry's recipe keeps its own result file
     suffix = f"_{epochs}ep" if epochs != entry.TRAIN["epochs"] or args.mixed_precision else ""
     suffix += f"_{args.mixed_precision}" if args.mixed_precision else ""
+    suffix += "_gn-tf_keras" if args.groupnorm_training == "tf_keras" else ""
+    result["groupnorm_training"] = args.groupnorm_training
     save(f"train_{args.config}{suffix}.json", result)
     model.save_weights(os.path.join(args.data, f"{args.config}_weights", "ckpt"))
 
