@@ -12,6 +12,17 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``long(minutes)`` run first, longest first (stable order otherwise): with one worker per
+    core, a test of several minutes started late would leave the other worker idle at the end of the run."""
+
+    def minutes(item) -> float:
+        marker = item.get_closest_marker("long")
+        return float(marker.args[0]) if marker else 0.0
+
+    items.sort(key=lambda item: -minutes(item))
+
+
 def write_image(path: str, height: int, width: int, colour=(40, 40, 40),
                 rectangles: Sequence[Tuple[int, int, int, int, Tuple[int, int, int]]] = (),
                 image_format: str = "PNG") -> str:

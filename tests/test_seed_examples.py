@@ -4,6 +4,7 @@ import glob
 import os
 
 import numpy as np
+import pytest
 
 
 def test_seed_step_01_convert(tmp_path, default_data):
@@ -65,6 +66,7 @@ def test_seed_step_02_pipeline(default_data):
     assert os.path.exists(os.path.join(directory, "label_map.json"))
 
 
+@pytest.mark.long(2.5)
 def test_seed_step_03_model(tmp_path, default_data):
     """Step 03 as written, with the seed's slips mended: ``config=config_model``, a callback list, and the
     unfinished ``....`` of fit filled with ``steps_per_epoch=1`` to keep a ResNetV2-50 at 512x512 test-sized."""

@@ -7,6 +7,7 @@ import pytest
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "notebooks")
 
 
+@pytest.mark.long(1.2)
 @pytest.mark.timeout(900)
 def test_quickstart_runs_headless(tmp_path, monkeypatch):
     import nbclient

@@ -137,6 +137,7 @@ def serve(pushed_dir, data_root):
     return from_examples, from_images
 
 
+@pytest.mark.long(9)
 @pytest.mark.timeout(1800)
 def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     data_root = str(tmp_path / "data" / "small")

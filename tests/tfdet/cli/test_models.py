@@ -23,6 +23,7 @@ def tfdet(*args, check=True):
     return result
 
 
+@pytest.mark.long(3)
 @pytest.mark.timeout(900)
 def test_train_resume_predict_evaluate_export(default_data, tmp_path):
     work = str(tmp_path / "run")
