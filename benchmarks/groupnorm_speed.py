@@ -18,17 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 
-import tf_keras  # noqa: E402
-
+from benchmarks.groupnorm_ab import use_tf_keras_groupnorm  # noqa: E402
 from benchmarks.report import save  # noqa: E402
 from benchmarks.seed_speed import latency  # noqa: E402
-from tfdet.models import layers  # noqa: E402
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
 from tfdet.zoo import get_entry  # noqa: E402
-
-
-def keras_call(self, inputs, mask=None, training=None):
-    return tf_keras.layers.GroupNormalization.call(self, inputs, mask=mask)
 
 
 def main() -> None:
@@ -36,16 +30,15 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=10)
     args = parser.parse_args()
     base = get_entry("retinanet_resnetv2_50_fpn_512").MODEL
-    shipped = layers.GroupNormalization.call
     results = {}
     for precision in ("float32", "mixed_bfloat16"):
-        for name, call in (("tf_keras GroupNorm", keras_call), ("tfdet GroupNorm", shipped)):
-            layers.GroupNormalization.call = call
+        for name, tf_keras_path in (("tf_keras GroupNorm", True), ("tfdet GroupNorm", False)):
+            restore = use_tf_keras_groupnorm() if tf_keras_path else (lambda: None)
             changes = {"mixed_precision": precision} if precision != "float32" else {}
             model = OneStageModel(ConfigOneStage(**base, **changes)).build_model()
             results[f"{precision}, {name}"] = round(latency(model, args.latency_runs), 3)
+            restore()
             print(f"{precision:15s} {name:19s} {results[f'{precision}, {name}']:.3f} s/image", flush=True)
-    layers.GroupNormalization.call = shipped
     out = {"model": "retinanet_resnetv2_50_fpn_512 (seed config)", "measure": "SavedModel serving_images, "
            "batch 1, 512x512 JPEG, median seconds per image", "cores": os.cpu_count(), "results": results,
            "speedup": {p: round(results[f"{p}, tf_keras GroupNorm"] / results[f"{p}, tfdet GroupNorm"], 2)

@@ -23,6 +23,7 @@ warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 import tf_keras  # noqa: E402
 
 import tfdet  # noqa: E402,F401
+from benchmarks.groupnorm_ab import use_tf_keras_groupnorm  # noqa: E402
 from benchmarks.report import save  # noqa: E402
 from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
@@ -30,20 +31,6 @@ from tfdet.evaluation import eval_dataset, evaluate_coco  # noqa: E402
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
 from tfdet.training.callbacks import CocoEvaluation  # noqa: E402
 from tfdet.zoo import get_entry  # noqa: E402
-
-
-def use_tf_keras_groupnorm_in_training() -> None:
-    """Routes tfdet's GroupNormalization through tf_keras's own call when training (an A/B switch)."""
-    from tfdet.models import layers
-
-    fast = layers.GroupNormalization.call
-
-    def call(self, inputs, mask=None, training=None):
-        if training:
-            return tf_keras.layers.GroupNormalization.call(self, inputs, mask=mask)
-        return fast(self, inputs, mask=mask, training=training)
-
-    layers.GroupNormalization.call = call
 
 
 def main() -> None:
@@ -58,7 +45,7 @@ def main() -> None:
                              "tfdet's written-out GroupNorm gradient); inference keeps tfdet's")
     args = parser.parse_args()
     if args.groupnorm_training == "tf_keras":
-        use_tf_keras_groupnorm_in_training()
+        use_tf_keras_groupnorm(in_inference=False)
     entry = get_entry(args.config)
     span = generate_default_dataset(args.data)[1]
     with open(os.path.join(span, "label_map.json")) as handle:
