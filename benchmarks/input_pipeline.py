@@ -4,7 +4,8 @@
 
 Reports images/s after a warm-up, for the seed's steps (read + decode,
 RandomResized 512x512, Normalize) and for the same plus RandomFlip and
-ColorJitter, and writes benchmarks/results/input_pipeline.json.
+ColorJitter, with tfdet's pipelines as shipped (tf.data autotuning off) and with
+``autotune=True``, and writes benchmarks/results/input_pipeline.json.
 """
 
 import argparse
@@ -28,9 +29,10 @@ from tfdet.dataio.pipeline import pipeline  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
 
 
-def measure(steps, batch_size: int, seconds: float) -> float:
+def measure(steps, batch_size: int, seconds: float, autotune: bool = False) -> float:
     keep = ("image", "bboxes", "labels", "mask")
-    dataset = pipeline(steps).map(lambda e: {k: e[k] for k in keep}).padded_batch(batch_size, drop_remainder=True)
+    dataset = (pipeline(steps, autotune=autotune).map(lambda e: {k: e[k] for k in keep})
+               .padded_batch(batch_size, drop_remainder=True))
     iterator = iter(dataset.prefetch(2))
     for _ in range(10):  # warm-up: thread pools, autotuning
         next(iterator)
@@ -58,11 +60,15 @@ def main() -> None:
         "read + decode only": [source],
     }
     results = {name: round(measure(steps, args.batch_size, args.seconds), 1) for name, steps in configs.items()}
-    out = {"images_per_second": results, "batch_size": args.batch_size, "cores": os.cpu_count(),
+    # tf.data's autotuning, off in tfdet's pipelines (see tfdet.dataio.pipeline), for comparison
+    tuned = {name: round(measure(steps, args.batch_size, args.seconds, autotune=True), 1)
+             for name, steps in configs.items()}
+    out = {"images_per_second": results, "images_per_second_with_tf_data_autotune": tuned,
+           "batch_size": args.batch_size, "cores": os.cpu_count(),
            "tensorflow": tf.__version__, "machine": platform.processor() or platform.machine(),
            "images": "default dataset span 1 train (320 JPEGs, 224-384 px)"}
     for name, value in results.items():
-        print(f"{value:8.1f} img/s  {name}")
+        print(f"{value:8.1f} img/s ({tuned[name]:.1f} with autotuning)  {name}")
     save("input_pipeline.json", out, show=False)
 
 

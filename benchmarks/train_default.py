@@ -43,7 +43,12 @@ def main() -> None:
     parser.add_argument("--groupnorm-training", choices=("tfdet", "tf_keras"), default="tfdet",
                         help="A/B switch: tf_keras trains through tf_keras's GroupNormalization (the code before "
                              "tfdet's written-out GroupNorm gradient); inference keeps tfdet's")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seeds Python, NumPy and TensorFlow (initial weights, shuffling, augmentation draws) "
+                             "so that two runs differing in one switch start alike")
     args = parser.parse_args()
+    if args.seed is not None:
+        tf_keras.utils.set_random_seed(args.seed)
     if args.groupnorm_training == "tf_keras":
         use_tf_keras_groupnorm(in_inference=False)
     entry = get_entry(args.config)
@@ -83,7 +88,9 @@ def main() -> None:
     suffix = f"_{epochs}ep" if epochs != entry.TRAIN["epochs"] or args.mixed_precision else ""
     suffix += f"_{args.mixed_precision}" if args.mixed_precision else ""
     suffix += "_gn-tf_keras" if args.groupnorm_training == "tf_keras" else ""
+    suffix += f"_seed{args.seed}" if args.seed is not None else ""
     result["groupnorm_training"] = args.groupnorm_training
+    result["seed"] = args.seed
     save(f"train_{args.config}{suffix}.json", result)
     model.save_weights(os.path.join(args.data, f"{args.config}_weights", "ckpt"))
 

@@ -4,7 +4,10 @@ step to its end-of-training callback.
 
 The clock leaves out ``fit``'s own set-up and tear-down (data adapter, iterator): on these machines the
 tear-down after the last step varied between 0 and 5 s from run to run, which made a 4-step measurement
-bimodal (one R50 configuration measured 0.78 and 1.24 img/s on the same code).
+bimodal (one R50 configuration measured 0.78 and 1.24 img/s on the same code). The cause, found later:
+deleting a half-consumed autotuned tf.data iterator waits for the autotuning thread's next wake-up
+(see tfdet.dataio.pipeline, whose pipelines now turn autotuning off; the workers' fixed-batch datasets
+do not go through it, and KerasHub's run under Keras 3 the same way).
 """
 
 import time

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfdet.dataio.converter import convert_dataset_to_tfrecord
-from tfdet.dataio.pipeline import pipeline, pipeline_config
+from tfdet.dataio.pipeline import pipeline, pipeline_config, training_batches
 from tfdet.registry import RegistryError
 
 
@@ -114,3 +114,14 @@ def test_dataset_steps_and_config_round_trip(painted_records):
     config = pipeline_config(steps)
     assert config[0]["name"] == "InputReadRecordFiles" and config[0]["seed"] == 1
     assert pipeline_config(config) == config
+
+
+def test_autotuning_is_off_down_to_the_training_batches_unless_asked_for(painted_records):
+    steps = [dict(name="InputReadRecordFiles", pattern_file=painted_records),
+             dict(name="Resize", height=64, width=64)]
+    default, tuned = pipeline(steps), pipeline(steps, autotune=True)
+    assert default.options().autotune.enabled is False and tuned.options().autotune.enabled is True
+    batches = training_batches(default.repeat(), 2)  # what fit() iterates and deletes half-consumed
+    assert batches.options().autotune.enabled is False
+    for a, b in zip(default.take(4), tuned.take(4)):  # the same examples either way
+        np.testing.assert_array_equal(a["image"].numpy(), b["image"].numpy())
