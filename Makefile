@@ -9,7 +9,7 @@ DATA ?= data
 PYTEST_ARGS ?= -n auto
 
 .PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	bench-peers bench-profile bench-trace bench-tflite weights lint clean
+	bench-peers bench-profile bench-trace bench-teardown bench-tflite weights lint clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,8 @@ data: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile bench-trace
+bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile bench-trace \
+	bench-teardown
 
 bench-input: setup
 	$(PY) benchmarks/input_pipeline.py
@@ -67,6 +68,9 @@ bench-profile: setup
 # time to the first training step and to a SavedModel (tracing), per model
 bench-trace: setup
 	$(PY) benchmarks/trace_time.py
+
+bench-teardown: setup
+	$(PY) benchmarks/iterator_teardown.py
 
 # TFLite variants of a trained cpu_small: size, latency, mAP (train it first: make bench-train)
 bench-tflite: setup
