@@ -22,9 +22,19 @@ import warnings
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # google-api-core warns on every import that Python 3.10 is past its support window (TFX 1.16 allows
-# nothing newer); the environment variable silences it in the Beam worker processes too.
-os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+# nothing newer); TFMA's precision at a threshold where nothing is predicted is 0 / 0, which it reports
+# as NaN on purpose, and numpy's RuntimeWarning about it reached the console from the Evaluator. The
+# environment variable carries both filters into the Beam worker processes (after any the user set, so
+# they win for these two warnings only).
+QUIET_WARNINGS = ("ignore::FutureWarning",
+                  "ignore:invalid value encountered in divide:RuntimeWarning:"
+                  "tensorflow_model_analysis.metrics.confusion_matrix_metrics")
+os.environ["PYTHONWARNINGS"] = ",".join(
+    [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f and f not in QUIET_WARNINGS]
+    + list(QUIET_WARNINGS))
 warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", message="invalid value encountered in divide", category=RuntimeWarning,
+                        module="tensorflow_model_analysis.metrics.confusion_matrix_metrics")
 
 from pipeline import configs  # noqa: E402
 

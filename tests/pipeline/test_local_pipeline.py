@@ -28,7 +28,7 @@ import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.local_runner import main
+from pipeline.local_runner import QUIET_WARNINGS, main
 from pipeline.summary import _latest, _store, collect
 from tfdet.dataio import features
 from tfdet.dataio.synthetic import generate_default_dataset
@@ -318,3 +318,17 @@ def test_pipeline_runs_caches_gates_and_retrains(tmp_path, capsys):
     assert entry["training"]["spans"] == [1]  # the lineage of the restored model is version 1's
     assert latest_version(serving_dir) == os.path.join(serving_dir, restored)  # what the Trainer and the
     assert main(["rollback", "--output-root", output_root, "--to", "12345"]) == 2  # comparison read next
+
+
+def test_the_runner_silences_only_tfmas_nan_precision_warning_in_worker_processes():
+    """A Beam worker inherits PYTHONWARNINGS: TFMA's 0 / 0 precision warning is dropped, the same warning
+    from any other module still shows."""
+    assert os.environ["PYTHONWARNINGS"].split(",")[-2:] == list(QUIET_WARNINGS)  # set on import
+    emit = ("import warnings\n"
+            "for module, line in (('tensorflow_model_analysis.metrics.confusion_matrix_metrics', 845), ('mine', 7)):\n"
+            "    warnings.warn_explicit('invalid value encountered in divide', RuntimeWarning, 'm.py', line,"
+            " module=module)\n")
+    worker = subprocess.run([sys.executable, "-c", emit], env=dict(os.environ), capture_output=True, text=True,
+                            check=True)
+    assert "m.py:7: RuntimeWarning: invalid value encountered in divide" in worker.stderr
+    assert "m.py:845" not in worker.stderr
