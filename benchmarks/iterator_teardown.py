@@ -24,22 +24,12 @@ warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 import tf_keras  # noqa: E402
 
 import tfdet  # noqa: E402,F401
+from benchmarks.peer_workers.timed_fit import step_clock  # noqa: E402
 from benchmarks.report import save  # noqa: E402
 from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
 from tfdet.zoo import get_entry  # noqa: E402
-
-
-class StepClock(tf_keras.callbacks.Callback):
-    """The first step's start and the end of training."""
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if batch == 0:
-            self.started = time.perf_counter()
-
-    def on_train_end(self, logs=None):
-        self.ended = time.perf_counter()
 
 
 def main() -> None:
@@ -59,10 +49,11 @@ def main() -> None:
         return training_batches(examples, args.batch_size)
 
     model.fit(batches(False), steps_per_epoch=2, epochs=1, verbose=0)  # tracing
+    clock_class = step_clock(tf_keras.callbacks.Callback)
     rows = []
     for steps in args.steps:
         for autotune in (True, False):
-            clock = StepClock()
+            clock = clock_class()
             started = time.perf_counter()
             model.fit(batches(autotune), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[clock])
             returned = time.perf_counter()

@@ -13,11 +13,11 @@ do not go through it, and KerasHub's run under Keras 3 the same way).
 import time
 
 
-def images_per_second(model, batches, callback_base, steps: int, batch_size: int) -> float:
-    """Images per second of ``model.fit(batches)`` over ``steps`` steps after a 2-step warm-up fit;
-    ``callback_base`` is the Keras Callback class of ``model``'s Keras."""
+def step_clock(callback_base) -> type:
+    """A Callback class (of the Keras whose ``callback_base`` is given) recording ``started``, the first
+    step's start, and ``ended``, the end of training."""
 
-    class Clock(callback_base):
+    class StepClock(callback_base):
         def on_train_batch_begin(self, batch, logs=None):
             if batch == 0:
                 self.started = time.perf_counter()
@@ -25,7 +25,13 @@ def images_per_second(model, batches, callback_base, steps: int, batch_size: int
         def on_train_end(self, logs=None):  # after every step's logs are read: the steps have finished
             self.ended = time.perf_counter()
 
+    return StepClock
+
+
+def images_per_second(model, batches, callback_base, steps: int, batch_size: int) -> float:
+    """Images per second of ``model.fit(batches)`` over ``steps`` steps after a 2-step warm-up fit;
+    ``callback_base`` is the Keras Callback class of ``model``'s Keras."""
     model.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)  # warm-up: tracing
-    clock = Clock()
+    clock = step_clock(callback_base)()
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[clock])
     return steps * batch_size / (clock.ended - clock.started)
