@@ -16,27 +16,26 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from typing import Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-from benchmarks.report import RESULTS, save  # noqa: E402
+import scipy.stats  # noqa: E402
 
-# two-sided 95% quantiles of Student's t by degrees of freedom
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+from benchmarks.report import save  # noqa: E402
 
 
 def train(config: str, epochs: int, precision: str, side: str, seed: int) -> Dict[str, float]:
-    """One training run in its own process; returns its mAPs and time (its result file is folded in here)."""
-    command = [sys.executable, os.path.join(HERE, "train_default.py"), "--config", config, "--epochs", str(epochs),
-               "--mixed-precision", precision, "--groupnorm-training", side, "--seed", str(seed)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    suffix = f"_{epochs}ep_{precision}" + ("_gn-tf_keras" if side == "tf_keras" else "") + f"_seed{seed}"
-    path = os.path.join(RESULTS, f"train_{config}{suffix}.json")
-    with open(path) as handle:
-        result = json.load(handle)
-    os.remove(path)
+    """One training run in its own process; returns its mAPs and time."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "result.json")
+        subprocess.run([sys.executable, os.path.join(HERE, "train_default.py"), "--config", config, "--epochs",
+                        str(epochs), "--mixed-precision", precision, "--groupnorm-training", side, "--seed", str(seed),
+                        "--result", path], check=True, stdout=subprocess.DEVNULL)
+        with open(path) as handle:
+            result = json.load(handle)
     return {"seed": seed, "mAP@0.5": result["mAP@0.5"], "mAP@[.5:.95]": result["mAP@[.5:.95]"],
             "train_seconds": result["train_seconds"]}
 
@@ -47,7 +46,7 @@ def paired(runs: Dict[str, List[dict]], key: str) -> Dict[str, object]:
     summary: Dict[str, object] = {"differences": differences, "mean_difference": round(statistics.mean(differences), 4)}
     if len(differences) > 1:
         spread = statistics.stdev(differences)
-        half = T95.get(len(differences) - 1, 2.0) * spread / len(differences) ** 0.5
+        half = scipy.stats.t.ppf(0.975, len(differences) - 1) * spread / len(differences) ** 0.5
         summary.update(stdev=round(spread, 4), interval95=[round(summary["mean_difference"] - half, 4),
                                                             round(summary["mean_difference"] + half, 4)])
     for side in runs:

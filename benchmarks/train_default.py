@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="seeds Python, NumPy and TensorFlow (initial weights, shuffling, augmentation draws) "
                              "so that two runs differing in one switch start alike")
+    parser.add_argument("--result", default=None,
+                        help="write the result JSON here instead of benchmarks/results/train_<config>[...].json")
     args = parser.parse_args()
     if args.seed is not None:
         tf_keras.utils.set_random_seed(args.seed)
@@ -91,7 +93,11 @@ def main() -> None:
     suffix += f"_seed{args.seed}" if args.seed is not None else ""
     result["groupnorm_training"] = args.groupnorm_training
     result["seed"] = args.seed
-    save(f"train_{args.config}{suffix}.json", result)
+    if args.result:
+        with open(args.result, "w") as handle:
+            json.dump(result, handle, indent=2)
+    else:
+        save(f"train_{args.config}{suffix}.json", result)
     model.save_weights(os.path.join(args.data, f"{args.config}_weights", "ckpt"))
 
 

@@ -71,9 +71,7 @@ def quiet_console(verbose: bool = False) -> ComponentProgress:
     absl.setLevel(logging.INFO)
     absl.addHandler(progress)
     if not verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        # Beam's worker processes read this; keep their log output to errors
-        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # Beam's worker processes read it too
         absl.propagate = False
         for name in NOISY_LOGGERS[1:]:
             logging.getLogger(name).setLevel(logging.ERROR)
