@@ -30,10 +30,14 @@ def export_tflite(model, path: str, quantization: Optional[str] = None, score_th
         score_thr, max_per_img: override the head's test_cfg.
     """
     from tfdet.export.saved_model import inference_copy, without_keras_traces
+    from tfdet.models.layers import GroupNormalization
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     model = inference_copy(model)
+    for layer in model.submodules:
+        if isinstance(layer, GroupNormalization):
+            layer.fused = False  # the fused kernel's training mode (its statistics) is no TFLite builtin
     height, width = model.config.input_size
     mean = tf.constant(model.config.mean, tf.float32)
     std = tf.constant(model.config.std, tf.float32)
