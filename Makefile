@@ -9,7 +9,7 @@ DATA ?= data
 PYTEST_ARGS ?= -n auto
 
 .PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	bench-peers bench-profile bench-trace bench-teardown bench-tflite weights lint clean
+	bench-peers bench-profile bench-trace bench-teardown bench-tflite bench-ab weights lint clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,10 @@ bench-trace: setup
 
 bench-teardown: setup
 	$(PY) benchmarks/iterator_teardown.py
+
+# a change measured before and after under the peers protocol: make bench-ab BASE=<commit>
+bench-ab: setup
+	$(PY) benchmarks/checkout_ab.py --base $(BASE)
 
 # TFLite variants of a trained cpu_small: size, latency, mAP (train it first: make bench-train)
 bench-tflite: setup
