@@ -82,6 +82,13 @@ def test_a_batch_of_unknown_size_takes_the_plain_path_and_bf16_gradients_match_f
     np.testing.assert_allclose(plain.numpy(), fused.numpy(), atol=2 ** -7 * 4)
     np.testing.assert_allclose(eager.numpy(), numpy_group_norm(x.numpy(), 2, *layer.get_weights(), 1e-3),
                                atol=2e-4)
+
+    def op_types(inputs):
+        graph = tf.function(layer).get_concrete_function(inputs).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "FusedBatchNormV3" in op_types(tf.cast(x, tf.bfloat16))  # by default: bf16 inputs fused
+    assert "FusedBatchNormV3" not in op_types(x)  # float32 plain unless fused=True
     x16 = tf.cast(x, tf.bfloat16)
     upstream = tf.constant(rng.normal(size=x.shape).astype("float32"))
     gradients = {}
