@@ -12,7 +12,6 @@ Writes benchmarks/results/checkout_ab_<model>.json: every run, the medians over 
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -24,19 +23,15 @@ from typing import Dict, List
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.peers import run_worker  # noqa: E402
 from benchmarks.report import save  # noqa: E402
 
 
 def worker_result(library_root: str, model: str, precision: str, mode: str) -> Dict:
     """One measurement by ``library_root``'s tfdet_worker (which imports that checkout's tfdet)."""
     worker = os.path.join(library_root, "benchmarks", "peer_workers", "tfdet_worker.py")
-    repeats = "7" if mode == "infer" else "4"
-    completed = subprocess.run([sys.executable, worker, "--model", model, "--precision", precision, "--mode", mode,
-                                "--repeats", repeats], capture_output=True, text=True, timeout=3600, cwd=library_root)
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        return {"error": f"worker printed no result (exit {completed.returncode}): {completed.stderr[-500:]}"}
-    return json.loads(lines[-1])
+    return run_worker([sys.executable, worker, "--model", model, "--precision", precision, "--mode", mode,
+                       "--repeats", "7" if mode == "infer" else "4"])
 
 
 def main() -> None:

@@ -93,12 +93,12 @@ def _each_image(fn, x: tf.Tensor, *per_image: tf.Tensor):
 def _fused_channel_moments(x: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """Each image's per-channel mean and (biased) variance over (H, W) in float32, [B, C], by TensorFlow's
     fused batch-norm kernel (one image at a time; it reads bfloat16 directly and accumulates in float32)."""
-    channels = x.shape[-1]
+    ones, zeros, empty = tf.ones([x.shape[-1]]), tf.zeros([x.shape[-1]]), tf.zeros([0])
 
-    def moments(image):
+    def moments(image):  # (epsilon only enters the normalised output, which is not used)
         out = tf.raw_ops.FusedBatchNormV3(
-            x=image, scale=tf.ones([channels]), offset=tf.zeros([channels]), mean=tf.zeros([0]),
-            variance=tf.zeros([0]), epsilon=1e-3, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+            x=image, scale=ones, offset=zeros, mean=empty, variance=empty, epsilon=1e-3, exponential_avg_factor=1.0,
+            data_format="NHWC", is_training=True)
         count = tf.cast(tf.shape(image)[1] * tf.shape(image)[2], tf.float32)
         # the op returns the Bessel-corrected variance (for the moving average); undo the correction
         return out.batch_mean[None], (out.batch_variance * (count - 1.0) / count)[None]
@@ -124,13 +124,12 @@ def _fused_gradient_sums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, variance:
     """Per image and channel, sum over (H, W) of dy and of dy * x_hat (x_hat = (x - mean) / sqrt(variance +
     epsilon), [B, C] statistics), in float32 [B, C]: the fused batch-norm gradient kernel in inference mode,
     reading bfloat16 as it is."""
-    channels = x.shape[-1]
+    ones, empty = tf.ones([x.shape[-1]]), tf.zeros([0])
 
     def sums(image, dy_image, mean_row, variance_row):
         out = tf.raw_ops.FusedBatchNormGradV3(
-            y_backprop=dy_image, x=image, scale=tf.ones([channels]), reserve_space_1=mean_row[0],
-            reserve_space_2=variance_row[0], reserve_space_3=tf.zeros([0]), epsilon=epsilon, data_format="NHWC",
-            is_training=False)
+            y_backprop=dy_image, x=image, scale=ones, reserve_space_1=mean_row[0], reserve_space_2=variance_row[0],
+            reserve_space_3=empty, epsilon=epsilon, data_format="NHWC", is_training=False)
         return out.offset_backprop[None], out.scale_backprop[None]
 
     return _each_image(sums, x, dy, mean, variance)
@@ -142,7 +141,6 @@ def _fused_input_gradient(dy: tf.Tensor, x: tf.Tensor, a: tf.Tensor, b: tf.Tenso
     that reads dy and x once (TensorFlow's ops would make six passes, with two float32 copies for bfloat16)."""
     dy32, x32 = tf.cast(dy, tf.float32), tf.cast(x, tf.float32)
     return tf.cast(dy32 * a[:, None, None, :] + x32 * b[:, None, None, :] + c[:, None, None, :], x.dtype)
-
 
 
 def _group_norm_nhwc(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: int, epsilon: float,
@@ -210,6 +208,9 @@ def _group_norm_nhwc(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: in
     return forward(x, gamma, beta)
 
 
+_FUSED_DTYPES = {None: (tf.bfloat16,), True: (tf.float32, tf.bfloat16), False: ()}  # by ``fused``
+
+
 class GroupNormalization(tf_keras.layers.GroupNormalization):
     """tf_keras GroupNormalization with faster statistics and gradient for channels-last 4-D inputs (same
     weights, same function; ``fused`` added to the config).
@@ -247,8 +248,7 @@ class GroupNormalization(tf_keras.layers.GroupNormalization):
 
     def call(self, inputs: tf.Tensor, mask: Optional[tf.Tensor] = None, training: Optional[bool] = None) -> tf.Tensor:
         fast = mask is None and inputs.shape.rank == 4 and self.axis in (-1, 3) and inputs.shape[-1] is not None
-        dtypes = (tf.bfloat16,) if self.fused is None else (tf.float32, tf.bfloat16) if self.fused else ()
-        fused = fast and inputs.dtype in dtypes and inputs.shape[0] is not None
+        fused = fast and inputs.dtype in _FUSED_DTYPES[self.fused] and inputs.shape[0] is not None
         if not fused:
             inputs = tf.cast(inputs, self.compute_dtype)
         if not fast:
