@@ -9,7 +9,7 @@ DATA ?= data
 PYTEST_ARGS ?= -n auto
 
 .PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	bench-peers bench-profile bench-trace bench-teardown bench-tflite bench-ab weights lint clean
+	bench-peers bench-profile bench-ops bench-conv bench-trace bench-teardown bench-tflite bench-ab weights lint clean
 
 setup: $(STAMP)
 
@@ -34,8 +34,8 @@ data: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile bench-trace \
-	bench-teardown
+bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile bench-ops \
+	bench-conv bench-trace bench-teardown
 
 bench-input: setup
 	$(PY) benchmarks/input_pipeline.py
@@ -64,6 +64,14 @@ bench-peers: setup
 # where a training step's time goes (backbone, neck, head, loss, optimizer; forward and backward)
 bench-profile: setup
 	$(PY) benchmarks/train_step_profile.py
+
+# a training step's kernel time by kernel type and network part (TensorFlow's profiler)
+bench-ops: setup
+	$(PY) benchmarks/op_profile.py
+
+# convolution forward / input gradient / filter gradient alone at the R50 RetinaNet's shapes
+bench-conv: setup
+	$(PY) benchmarks/conv_gradient.py
 
 # time to the first training step and to a SavedModel (tracing), per model
 bench-trace: setup
