@@ -13,8 +13,10 @@ failure), 3 trained but not blessed (nothing pushed). Run from the repository ro
 from __future__ import annotations
 
 import argparse
+import builtins
 import dataclasses
 import os
+import re
 import sys
 import time
 import warnings
@@ -29,12 +31,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 QUIET_WARNINGS = ("ignore::FutureWarning",
                   "ignore:invalid value encountered in divide:RuntimeWarning:"
                   "tensorflow_model_analysis.metrics.confusion_matrix_metrics")
-os.environ["PYTHONWARNINGS"] = ",".join(
-    [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f and f not in QUIET_WARNINGS]
-    + list(QUIET_WARNINGS))
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", message="invalid value encountered in divide", category=RuntimeWarning,
-                        module="tensorflow_model_analysis.metrics.confusion_matrix_metrics")
+
+
+def _quiet_warnings() -> None:
+    """Sets QUIET_WARNINGS for the Beam workers (PYTHONWARNINGS) and for this process (read as -W is)."""
+    os.environ["PYTHONWARNINGS"] = ",".join(
+        [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f and f not in QUIET_WARNINGS]
+        + list(QUIET_WARNINGS))
+    for spec in QUIET_WARNINGS:
+        action, message, category, module = (spec.split(":") + [""] * 4)[:4]
+        warnings.filterwarnings(action, message=re.escape(message), category=getattr(builtins, category or "Warning"),
+                                module=re.escape(module) + r"\Z" if module else "")
+
+
+_quiet_warnings()
 
 from pipeline import configs  # noqa: E402
 

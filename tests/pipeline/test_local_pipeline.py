@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -332,3 +333,19 @@ def test_the_runner_silences_only_tfmas_nan_precision_warning_in_worker_processe
                             check=True)
     assert "m.py:7: RuntimeWarning: invalid value encountered in divide" in worker.stderr
     assert "m.py:845" not in worker.stderr
+
+
+def test_the_runner_sets_the_same_filters_in_its_own_process():
+    """The runner's own process drops what its workers drop (the filters read from QUIET_WARNINGS as -W reads
+    them), and nothing else."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from pipeline import local_runner
+
+        local_runner._quiet_warnings()
+        for module, line in (("tensorflow_model_analysis.metrics.confusion_matrix_metrics", 845), ("mine", 7),
+                             ("tensorflow_model_analysis.metrics.confusion_matrix_metrics_x", 9)):
+            warnings.warn_explicit("invalid value encountered in divide", RuntimeWarning, "m.py", line, module=module)
+        warnings.warn_explicit("an old API", FutureWarning, "m.py", 3, module="mine")
+        warnings.warn_explicit("an old API", DeprecationWarning, "m.py", 4, module="mine")
+    assert sorted(w.lineno for w in caught) == [4, 7, 9]

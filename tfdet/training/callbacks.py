@@ -59,7 +59,9 @@ class CheckpointResume(tf_keras.callbacks.Callback):
         if manager.latest_checkpoint:
             if not self.model.built and hasattr(self.model, "build_model"):
                 self.model.build_model()
-            manager.checkpoint.restore(manager.latest_checkpoint)
+            # the optimizer's slots are restored when its first step creates them; a resumed run with no
+            # step left never creates them, which is no reason for TensorFlow's unrestored-values warnings
+            manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
             self.restored_from = manager.latest_checkpoint
             print(f"CheckpointResume: restored {manager.latest_checkpoint} (epoch {int(self._epoch.numpy())})")
 

@@ -40,6 +40,9 @@ def test_checkpoint_resume_and_coco_evaluation(tmp_path, default_data):
     for restored, saved in zip(second.get_weights(), first.get_weights()):
         np.testing.assert_array_equal(restored, saved)  # restored, and no epoch left to train
     assert int(second.optimizer.iterations) == optimizer_steps
+    second.optimizer.build(second.trainable_variables)  # what its first step would do: Adam's moments come
+    for restored, saved in zip(second.optimizer.variables(), first.optimizer.variables()):  # from the checkpoint
+        np.testing.assert_array_equal(restored, saved)
     third = CheckpointResume(directory)
     new_model().fit(batches, epochs=3, initial_epoch=third.initial_epoch, steps_per_epoch=1, verbose=0,
                     callbacks=[third])
