@@ -1,15 +1,18 @@
-"""Which TensorFlow kernels a training step spends its time in, from TensorFlow's own profiler.
+"""Which TensorFlow kernels a training step or a detection spends its time in, from TensorFlow's own profiler.
 
     .venv/bin/python benchmarks/op_profile.py [--model retinanet_resnet50_fpn] [--precision mixed_bfloat16]
+        [--mode train|infer]
 
-The peers protocol (random init, 512x512, 20 classes, a fixed batch of 2, Keras ``fit``): a warm-up fit, then
---steps steps under ``tf.profiler.experimental``; the trace's kernel events (TensorFlow's compute threads)
-summed by kernel type and by the part of the network their op belongs to (from its name scope: backbone,
-neck, head; the rest is the loss, the targets and the optimizer). Two kernels often run at once on the two
-cores, each on fewer threads, so the summed kernel time exceeds the step's wall time; the shares compare
-kernels with each other. Complements ``train_step_profile.py`` (stages timed alone).
+The peers protocol (random init, 512x512, 20 classes). train: a fixed batch of 2, Keras ``fit``, a warm-up
+fit, then --steps steps under ``tf.profiler.experimental``; infer: the traced detect function (network, box
+decoding, NMS) on one image, two warm-up calls, then --steps calls profiled. The trace's kernel events
+(TensorFlow's compute threads) are summed by kernel type and by the part of the network their op belongs to
+(from its name scope: backbone, neck, head; the rest is the loss, the targets and the optimizer, or the
+decoding and NMS). Two kernels often run at once on the two cores, each on fewer threads, so the summed
+kernel time exceeds the wall time; the shares compare kernels with each other. Complements
+``train_step_profile.py`` (stages timed alone).
 
-Writes benchmarks/results/op_profile_<model>_<precision>.json.
+Writes benchmarks/results/op_profile_<model>_<precision>[_infer].json.
 """
 
 import argparse
@@ -42,7 +45,7 @@ def part_of(op_name: str) -> str:
     for part in PARTS:
         if f"/{part}/" in op_name:
             return part
-    return "loss, targets, optimizer"
+    return "rest (loss, targets, optimizer; or decoding, NMS)"
 
 
 def kernel_times(trace_dir: str) -> tuple:
@@ -86,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="retinanet_resnet50_fpn")
     parser.add_argument("--precision", default="mixed_bfloat16")
+    parser.add_argument("--mode", choices=("train", "infer"), default="train")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
@@ -94,17 +98,31 @@ def main() -> None:
     overrides = {k: ast.literal_eval(v) for k, _, v in (item.partition("=") for item in args.set)}
     model = tfdet.create_model(args.model, num_classes=20, pretrained=False, mixed_precision=args.precision,
                                **overrides)
-    model.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
     rng = np.random.RandomState(0)
-    batch = {"image": rng.normal(size=(2, 512, 512, 3)).astype("float32"),
-             "bboxes": np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2, "float32"),
-             "labels": np.array([[1, 5, 7]] * 2, "int32"), "mask": np.ones((2, 3), bool)}
-    batches = tf.data.Dataset.from_tensors(batch).repeat()
-    model.fit(batches, steps_per_epoch=3, epochs=1, verbose=0)
+    if args.mode == "train":
+        model.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
+        batch = {"image": rng.normal(size=(2, 512, 512, 3)).astype("float32"),
+                 "bboxes": np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2,
+                                    "float32"),
+                 "labels": np.array([[1, 5, 7]] * 2, "int32"), "mask": np.ones((2, 3), bool)}
+        batches = tf.data.Dataset.from_tensors(batch).repeat()
+        model.fit(batches, steps_per_epoch=3, epochs=1, verbose=0)
+
+        def run() -> None:
+            model.fit(batches, steps_per_epoch=args.steps, epochs=1, verbose=0)
+    else:
+        image = tf.constant(rng.normal(size=(1, 512, 512, 3)).astype("float32"))
+        detect = model.detect_function()
+        for _ in range(2):
+            detect(image)["num_detections"].numpy()
+
+        def run() -> None:
+            for _ in range(args.steps):
+                detect(image)["num_detections"].numpy()
     with tempfile.TemporaryDirectory() as trace_dir:
         started = time.perf_counter()
         tf.profiler.experimental.start(trace_dir)
-        model.fit(batches, steps_per_epoch=args.steps, epochs=1, verbose=0)
+        run()
         tf.profiler.experimental.stop()
         profiled = time.perf_counter() - started
         times, kernel_span = kernel_times(trace_dir)
@@ -117,7 +135,8 @@ def main() -> None:
         by_kind[(part, kind_of(kernel))] += seconds
     ms = lambda seconds: round(seconds * 1000, 1)  # noqa: E731
     result = {
-        "model": args.model, "precision": args.precision, "overrides": overrides, "steps": args.steps,
+        "model": args.model, "precision": args.precision, "mode": args.mode, "overrides": overrides,
+        "steps": args.steps,
         "wall_ms_per_step_first_to_last_kernel": ms(kernel_span / args.steps),
         "wall_ms_per_step_with_profiler_start_stop": ms(profiled / args.steps),
         "kernel_ms_per_step": ms(total),
@@ -129,7 +148,8 @@ def main() -> None:
           f"(first to last kernel)")
     for (part, kind), seconds in sorted(by_kind.items(), key=lambda item: -item[1]):
         print(f"{part + ': ' + kind:55s} {seconds * 1000:8.1f} ms  {seconds / total:6.1%}")
-    save(f"op_profile_{args.model}_{args.precision}.json", result, show=False)
+    save(f"op_profile_{args.model}_{args.precision}{'_infer' if args.mode == 'infer' else ''}.json", result,
+         show=False)
 
 
 if __name__ == "__main__":

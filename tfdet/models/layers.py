@@ -357,10 +357,29 @@ class ConvBN(tf_keras.layers.Layer):
         self.bn.build(tf.TensorShape([None, None, None, self.filters]))
         super().build(input_shape)
 
+    @property
+    def trainable_weights(self) -> list:
+        # A frozen BatchNorm stays frozen when a parent sets ``trainable`` (Keras sets it on every sublayer):
+        # only the kernel trains.
+        if not self.frozen_norm:
+            return super().trainable_weights
+        return [self.kernel] if self.trainable and self.built else []
+
+    @property
+    def non_trainable_weights(self) -> list:
+        if not self.frozen_norm:
+            return super().non_trainable_weights
+        kernel = [] if self.trainable or not self.built else [self.kernel]
+        return kernel + self.bn.weights
+
     def folded(self) -> Tuple[tf.Tensor, tf.Tensor]:
-        """The (kernel, bias) in float32 that compute conv + frozen BatchNorm in one convolution."""
-        scale = self.bn.gamma * tf.math.rsqrt(self.bn.moving_variance + self.eps)
-        return self.kernel * scale, self.bn.beta - self.bn.moving_mean * scale
+        """The (kernel, bias) in float32 that compute conv + frozen BatchNorm in one convolution.
+
+        The frozen statistics and affine are constants: no gradient flows to them (else the backward pass
+        computes one for the scale, a product and a sum over the whole kernel, only to discard it).
+        """
+        scale = tf.stop_gradient(self.bn.gamma * tf.math.rsqrt(self.bn.moving_variance + self.eps))
+        return self.kernel * scale, tf.stop_gradient(self.bn.beta - self.bn.moving_mean * scale)
 
     def call(self, inputs: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         if self.padding:

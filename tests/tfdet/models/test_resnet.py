@@ -69,6 +69,19 @@ def test_frozen_batchnorm_equals_conv_then_batchnorm():
     trainable.set_weights(layer.get_weights())
     np.testing.assert_allclose(trainable(x, training=False).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
     assert [v.name.split("/")[-1] for v in layer.trainable_weights] == ["kernel:0"]
+    # the kernel's gradient is the plain conv's, scaled per output channel; the frozen constants get none
+    scale = bn.gamma / tf.sqrt(bn.moving_variance + 1e-5)
+    with tf.GradientTape(persistent=True) as tape:
+        out = tf.reduce_sum(tf.square(layer(x, training=True)))
+        plain_out = tf.reduce_sum(tf.square(tf.nn.conv2d(padded, layer.kernel, 2, "VALID") * tf.stop_gradient(scale)
+                                            + tf.stop_gradient(bn.beta - bn.moving_mean * scale)))
+    np.testing.assert_allclose(tape.gradient(out, layer.kernel).numpy(),
+                               tape.gradient(plain_out, layer.kernel).numpy(), rtol=1e-4, atol=1e-4)
+    assert tape.gradient(out, [bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance]) == [None] * 4
+    layer.trainable = True  # as a ResNet stage that trains sets it: still only the kernel
+    assert [v.name.split("/")[-1] for v in layer.trainable_weights] == ["kernel:0"]
+    layer.trainable = False
+    assert layer.trainable_weights == [] and len(layer.non_trainable_weights) == 5
 
 
 def test_trainable_batchnorm_uses_batch_statistics_in_training():
@@ -95,8 +108,11 @@ def test_frozen_stages_get_no_gradient(frozen_stages):
         kernels = {conv.kernel.name for block in stage for conv in block.convs}
         assert (kernels <= trainable) == (i >= frozen_stages), (i, frozen_stages)
         assert not (kernels & trainable) == (i < frozen_stages)
-    # norm_eval: no BatchNorm parameter ever trains
-    assert not any("/bn/" in name for name in trainable)
+    # norm_eval: no BatchNorm parameter ever trains, in the stages that train too
+    assert trainable and all(name.endswith("/kernel:0") for name in trainable), sorted(trainable)
+    frozen = {v.name for layer in backbone.conv_bn_layers() for v in layer.bn.weights}
+    assert len(frozen) == 4 * len(backbone.conv_bn_layers())
+    assert frozen <= {v.name for v in backbone.non_trainable_variables}
 
 
 def test_depth_aliases_and_config_round_trip():
