@@ -37,6 +37,25 @@ def test_std_conv_standardises_each_output_kernel():
     assert y.shape == conv.compute_output_shape(x.shape)
 
 
+def test_std_conv_kernel_gradient_matches_the_closed_form():
+    """The standardisation's gradient (the fused batch-norm kernel's) against the hand-worked form in float64:
+    dL/dW = (g - mean(g) - w_hat * mean(g * w_hat)) / sqrt(var + eps) per output channel."""
+    conv = StdConv2D(5, 3, padding=1)
+    conv(tf.zeros([1, 4, 4, 3]))
+    conv.kernel.assign(conv.kernel * 3.0 + 0.2)  # a mean and a scale for the standardisation to remove
+    upstream = np.random.RandomState(0).normal(size=conv.kernel.shape)
+    with tf.GradientTape() as tape:
+        standard = conv.standardized_kernel()
+    gradient = tape.gradient(standard, conv.kernel, output_gradients=tf.constant(upstream, tf.float32)).numpy()
+    flat = conv.kernel.numpy().astype(np.float64).reshape(-1, 5)
+    g = upstream.reshape(-1, 5)
+    std = np.sqrt(flat.var(0) + 1e-8)
+    w_hat = (flat - flat.mean(0)) / std
+    np.testing.assert_allclose(standard.numpy().reshape(-1, 5), w_hat, atol=1e-5)
+    expected = (g - g.mean(0) - w_hat * (g * w_hat).mean(0)) / std
+    np.testing.assert_allclose(gradient.reshape(-1, 5), expected, rtol=1e-4, atol=1e-6)
+
+
 def test_timm_keys_cover_every_variable_and_round_trip():
     backbone = tiny()
     backbone(backbone.dummy_inputs)
