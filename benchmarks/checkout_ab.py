@@ -7,7 +7,7 @@ each round, precision and mode, benchmarks/peer_workers/tfdet_worker.py runs onc
 this checkout, alternating, each in a fresh process (inference seconds per image, median of 7; training
 images per second, fit on a fixed batch of 2, 4 steps after a warm-up). Each side runs its own copy of the
 worker (it imports the tfdet beside it), so the base must have benchmarks/peer_workers/tfdet_worker.py.
-Writes benchmarks/results/checkout_ab_<model>.json: every run, the medians over rounds and the speed-up
+Writes benchmarks/results/checkout_ab_<model><tag>.json: every run, the medians over rounds and the speed-up
 (after against before; > 1 is faster).
 """
 
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--precisions", nargs="+", default=["mixed_bfloat16", "float32"])
     parser.add_argument("--modes", nargs="+", default=["train", "infer"])
+    parser.add_argument("--tag", default="", help="suffix of the result file (keeps earlier comparisons)")
     args = parser.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -78,7 +79,7 @@ def main() -> None:
     out = {"command": " ".join(["benchmarks/checkout_ab.py"] + sys.argv[1:]), "before": args.base, "after": head,
            "model": args.model, "units": {"infer": "seconds per image", "train": "images per second"},
            "cores": os.cpu_count(), "summary": summary, "runs": runs}
-    save(f"checkout_ab_{args.model}.json", out)
+    save(f"checkout_ab_{args.model}{args.tag}.json", out)
 
 
 if __name__ == "__main__":
