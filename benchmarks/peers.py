@@ -1,10 +1,11 @@
-"""tfdet against KerasHub's RetinaNet R50-FPN, side by side in one run, under one protocol.
+"""tfdet against KerasHub's and TF Model Garden's RetinaNet R50-FPN, side by side in one run, under one protocol.
 
     .venv/bin/python benchmarks/peers.py [--rounds 2]          # make bench-peers
 
-Sets up the peer in an environment of its own on first use (Python 3.11, tensorflow==2.21.0,
-keras-hub==0.32.0, in $TFDET_HOME/peers/kerashub; a few minutes of pip), then measures, alternating
-the systems within every round so that they share the machine's state:
+Sets up each peer in an environment of its own on first use (Python 3.11; tensorflow==2.21.0 +
+keras-hub==0.32.0 in $TFDET_HOME/peers/kerashub, tensorflow==2.20.0 + tf-models-official==2.20.0 in
+$TFDET_HOME/peers/modelgarden; a few minutes of pip each), then measures, alternating the systems within
+every round so that they share the machine's state:
 
 * the CPU's matmul peak (2048^3 tf.matmul, float32 and bfloat16, best of 10);
 * per system and precision (float32, mixed_bfloat16), random init, 512x512, 20 classes:
@@ -13,10 +14,12 @@ the systems within every round so that they share the machine's state:
   training: peer_workers/timed_fit.py).
 
 Systems: KerasHub ``ResNetBackbone`` (bottleneck, [3, 4, 6, 3]) -> ``RetinaNetBackbone`` (P3-P7) ->
-``RetinaNetObjectDetector``; tfdet's ``retinanet_resnet50_fpn`` (the like-for-like row: ResNet-50
-v1, FPN P3-P7, RetinaNet head) and the seed's ``retinanet_resnetv2_50_fpn_512`` (BiT ResNetV2-50).
+``RetinaNetObjectDetector``; Model Garden's ``retinanet_resnetfpn_coco`` experiment (its training step is its
+task's ``train_step``, as its own trainer runs it, not ``fit``: peer_workers/modelgarden_worker.py); tfdet's
+``retinanet_resnet50_fpn`` (the like-for-like row: ResNet-50 v1, FPN P3-P7, RetinaNet head) and the seed's
+``retinanet_resnetv2_50_fpn_512`` (BiT ResNetV2-50).
 Each measurement runs in a fresh process. Writes benchmarks/results/peers.json (every measurement, the
-medians, ratios to KerasHub, fractions of the matmul peak from TensorFlow's own FLOP count) and
+medians, ratios to each peer, fractions of the matmul peak from TensorFlow's own FLOP count) and
 benchmarks/results/peers.png (bar chart).
 """
 
@@ -35,11 +38,14 @@ from benchmarks.report import RESULTS, save  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKERS = os.path.join(HERE, "peer_workers")
-KERASHUB_PACKAGES = ["tensorflow==2.21.0", "keras-hub==0.32.0"]
 PRECISIONS = ("float32", "mixed_bfloat16")
 TFDET_MODELS = {"tfdet ResNet-50 RetinaNet (retinanet_resnet50_fpn)": "retinanet_resnet50_fpn",
                 "tfdet seed config (BiT R50, retinanet_resnetv2_50_fpn_512)": "retinanet_resnetv2_50_fpn_512"}
 KERASHUB = "KerasHub 0.32 RetinaNet R50-FPN"
+MODELGARDEN = "TF Model Garden 2.20 RetinaNet R50-FPN"
+# peer: (environment directory, pinned packages, worker script)
+PEERS = {KERASHUB: ("kerashub", ["tensorflow==2.21.0", "keras-hub==0.32.0"], "kerashub_worker.py"),
+         MODELGARDEN: ("modelgarden", ["tensorflow==2.20.0", "tf-models-official==2.20.0"], "modelgarden_worker.py")}
 
 
 def cache_home() -> str:
@@ -47,21 +53,22 @@ def cache_home() -> str:
     return os.path.join(home, "peers")
 
 
-def kerashub_python(setup: bool = True) -> str:
-    """The KerasHub environment's python, created (venv + pinned pip install) when missing."""
-    env = os.path.join(cache_home(), "kerashub")
+def peer_python(peer: str, setup: bool = True) -> str:
+    """A peer environment's python, created (venv + pinned pip install) when missing."""
+    directory, packages, _ = PEERS[peer]
+    env = os.path.join(cache_home(), directory)
     python = os.path.join(env, "bin", "python")
     stamp = os.path.join(env, ".installed")
     if os.path.exists(stamp):
         return python
     if not setup:
-        raise SystemExit(f"the KerasHub environment is not set up ({env}); run without --no-setup")
+        raise SystemExit(f"the {peer} environment is not set up ({env}); run without --no-setup")
     interpreter = shutil.which("python3.11")
     if interpreter is None:
-        raise SystemExit("KerasHub 0.32 with TensorFlow 2.21 needs Python 3.11 (python3.11 not found)")
-    print(f"setting up {env}: {' '.join(KERASHUB_PACKAGES)}", flush=True)
+        raise SystemExit(f"{peer} ({' '.join(packages)}) needs Python 3.11 (python3.11 not found)")
+    print(f"setting up {env}: {' '.join(packages)}", flush=True)
     subprocess.run([interpreter, "-m", "venv", env], check=True)
-    subprocess.run([python, "-m", "pip", "install", "--quiet", *KERASHUB_PACKAGES], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", *packages], check=True)
     open(stamp, "w").close()
     return python
 
@@ -75,9 +82,12 @@ def run_worker(command: List[str]) -> Dict:
 
 
 def measure(rounds: int, repeats: Dict[str, int], setup: bool) -> Dict:
-    peer = kerashub_python(setup)
-    systems = {KERASHUB: lambda p, m: [peer, os.path.join(WORKERS, "kerashub_worker.py"), "--precision", p,
-                                       "--mode", m, "--repeats", str(repeats[m])]}
+    def peer_command(peer: str):
+        python, worker = peer_python(peer, setup), os.path.join(WORKERS, PEERS[peer][2])
+        return lambda p, m: [python, worker, "--precision", p, "--mode", m, "--repeats", str(repeats[m])]
+
+    systems = {peer: peer_command(peer) for peer in PEERS}
+
     def tfdet_command(model: str):
         return lambda p, m: [sys.executable, os.path.join(WORKERS, "tfdet_worker.py"), "--model", model,
                              "--precision", p, "--mode", m, "--repeats", str(repeats[m])]
@@ -110,7 +120,7 @@ def summarise(measured: Dict) -> Dict:
     runs = measured["runs"]
     peak = {dtype: max(p[f"{dtype}_gflops"] for p in measured["peaks"]) for dtype in ("float32", "bfloat16")}
     table = {}
-    for system in [KERASHUB, *TFDET_MODELS]:
+    for system in [*PEERS, *TFDET_MODELS]:
         row = {}
         flops = next((r["forward_gflops"] for r in runs if r["system"] == system and "forward_gflops" in r), None)
         for precision in PRECISIONS:
@@ -127,22 +137,30 @@ def summarise(measured: Dict) -> Dict:
                 "training_fraction_of_peak": round(3 * flops * train / peak_gflops, 3) if train and flops else None,
             }
         table[system] = {"forward_gflops": flops, **row}
+    speedups = {f"speedup_over_{'kerashub' if peer == KERASHUB else 'modelgarden'}": _speedups(table, peer)
+                for peer in PEERS}
+    return {"matmul_peak_gflops": peak, "table": table, **speedups}
+
+
+def _speedups(table: Dict, peer: str) -> Dict:
+    """Each tfdet row against ``peer``: fp32 against fp32, bf16 against the peer's best working precision."""
+    row = table[peer]
+    infers = [v for v in (row[p]["inference_seconds_per_image"] for p in PRECISIONS) if v]
+    trains = [v for v in (row[p]["training_images_per_second"] for p in PRECISIONS) if v]
+    best_infer, best_train = (min(infers) if infers else None), (max(trains) if trains else None)
     ratios = {}
-    hub = table[KERASHUB]
-    best_hub_infer = min(v for v in (hub[p]["inference_seconds_per_image"] for p in PRECISIONS) if v)
-    best_hub_train = max(v for v in (hub[p]["training_images_per_second"] for p in PRECISIONS) if v)
     for system in TFDET_MODELS:
         ratios[system] = {
-            "inference_fp32_vs_fp32": _ratio(hub["float32"]["inference_seconds_per_image"],
+            "inference_fp32_vs_fp32": _ratio(row["float32"]["inference_seconds_per_image"],
                                              table[system]["float32"]["inference_seconds_per_image"]),
             "training_fp32_vs_fp32": _ratio(table[system]["float32"]["training_images_per_second"],
-                                            hub["float32"]["training_images_per_second"]),
-            "inference_bf16_vs_best_working": _ratio(best_hub_infer,
+                                            row["float32"]["training_images_per_second"]),
+            "inference_bf16_vs_best_working": _ratio(best_infer,
                                                      table[system]["mixed_bfloat16"]["inference_seconds_per_image"]),
             "training_bf16_vs_best_working": _ratio(table[system]["mixed_bfloat16"]["training_images_per_second"],
-                                                    best_hub_train),
+                                                    best_train),
         }
-    return {"matmul_peak_gflops": peak, "table": table, "speedup_over_kerashub": ratios}
+    return ratios
 
 
 def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
@@ -162,7 +180,8 @@ def chart(summary: Dict, path: str) -> None:
     width, bar_area = 900, 130
     image = Image.new("RGB", (width, 60 + len(panels) * (len(systems) * 2 * 16 + 60)), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((10, 8), "tfdet vs KerasHub RetinaNet R50-FPN, 512x512, 20 classes, 2 CPU cores (benchmarks/peers.py)",
+    draw.text((10, 8), "tfdet vs KerasHub and TF Model Garden RetinaNet R50-FPN, 512x512, 20 classes, 2 CPU cores "
+              "(benchmarks/peers.py)",
               fill="black", font=font)
     top = 30
     for title, value_of in panels:
@@ -190,7 +209,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (medians over them)")
     parser.add_argument("--infer-repeats", type=int, default=7)
     parser.add_argument("--train-steps", type=int, default=4)
-    parser.add_argument("--no-setup", action="store_true", help="fail instead of creating the KerasHub environment")
+    parser.add_argument("--no-setup", action="store_true", help="fail instead of creating the peers' environments")
     args = parser.parse_args()
     measured = measure(args.rounds, {"infer": args.infer_repeats, "train": args.train_steps}, not args.no_setup)
     summary = summarise(measured)
