@@ -7,18 +7,17 @@ box decoding + NMS, median of --repeats after a warm-up) or images per second (t
 batch of 2, --repeats steps after a warm-up, timed as in timed_fit.py), or the error when it fails.
 """
 
-import argparse
 import json
 import os
-import statistics
 import sys
-import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from protocol import median_seconds, worker_arguments  # noqa: E402
 
 
 def build(num_classes: int):
@@ -33,13 +32,7 @@ def build(num_classes: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--precision", default="float32")
-    parser.add_argument("--mode", choices=("infer", "train"), required=True)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--num-classes", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+    args = worker_arguments()
     result = {"system": "KerasHub RetinaNet R50-FPN", "precision": args.precision, "mode": args.mode}
     try:
         import keras
@@ -61,14 +54,8 @@ def main() -> None:
             # the traced predict step (network, box decoding, NMS), as Keras' predict runs it; predict_on_batch
             # passes a 1-tuple that KerasHub 0.32's decode_predictions cannot unpack
             predict = tf.function(model.predict_step)
-            for _ in range(2):
-                tf.nest.map_structure(lambda t: t.numpy(), predict(image))
-            times = []
-            for _ in range(args.repeats):
-                started = time.perf_counter()
-                tf.nest.map_structure(lambda t: t.numpy(), predict(image))
-                times.append(time.perf_counter() - started)
-            result["seconds_per_image"] = statistics.median(times)
+            result["seconds_per_image"] = median_seconds(
+                predict, image, args.repeats, lambda out: tf.nest.map_structure(lambda t: t.numpy(), out))
         else:
             images = rng.uniform(0, 255, (2, args.size, args.size, 3)).astype("float32")
             boxes = np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2, "float32")

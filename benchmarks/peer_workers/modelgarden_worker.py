@@ -11,10 +11,8 @@ after a warm-up, timed from the first step's start to the last one's end. Model 
 input pipeline, so the targets are made once, before the clock, by its ``AnchorLabeler``. Prints one JSON line.
 """
 
-import argparse
 import json
 import os
-import statistics
 import sys
 import time
 import traceback
@@ -22,6 +20,8 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from protocol import median_seconds, worker_arguments  # noqa: E402
 
 
 def build(num_classes: int, size: int):
@@ -57,13 +57,7 @@ def labels_for(model_config, size: int, boxes, classes):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--precision", default="float32")
-    parser.add_argument("--mode", choices=("infer", "train"), required=True)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--num-classes", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+    args = worker_arguments()
     result = {"system": "TF Model Garden RetinaNet R50-FPN", "precision": args.precision, "mode": args.mode}
     try:
         import numpy as np
@@ -84,14 +78,8 @@ def main() -> None:
             image = tf.constant(rng.uniform(0, 255, (1, args.size, args.size, 3)).astype("float32"))
             shape = tf.constant([[args.size, args.size]], tf.float32)
             detect = tf.function(lambda x: model(x, image_shape=shape, training=False))
-            for _ in range(2):
-                tf.nest.map_structure(lambda t: t.numpy(), detect(image))
-            times = []
-            for _ in range(args.repeats):
-                started = time.perf_counter()
-                tf.nest.map_structure(lambda t: t.numpy(), detect(image))
-                times.append(time.perf_counter() - started)
-            result["seconds_per_image"] = statistics.median(times)
+            result["seconds_per_image"] = median_seconds(
+                detect, image, args.repeats, lambda out: tf.nest.map_structure(lambda t: t.numpy(), out))
         else:
             images = tf.constant(rng.uniform(0, 255, (2, args.size, args.size, 3)).astype("float32"))
             boxes = np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2, "float32")

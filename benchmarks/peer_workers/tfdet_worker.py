@@ -8,29 +8,20 @@ warm-up (timed as in timed_fit.py). Prints one JSON line (also the network's for
 TensorFlow's profiler).
 """
 
-import argparse
 import json
 import os
-import statistics
 import sys
-import time
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from benchmarks.peer_workers.protocol import median_seconds, worker_arguments  # noqa: E402
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="retinanet_resnet50_fpn")
-    parser.add_argument("--precision", default="float32")
-    parser.add_argument("--mode", choices=("infer", "train"), required=True)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--num-classes", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
+    args = worker_arguments()
     result = {"system": f"tfdet {args.model}", "precision": args.precision, "mode": args.mode}
     try:
         import ast
@@ -56,14 +47,8 @@ def main() -> None:
         if args.mode == "infer":
             image = tf.constant(rng.normal(size=(1, args.size, args.size, 3)).astype("float32"))
             detect = model.detect_function()
-            for _ in range(2):
-                detect(image)["num_detections"].numpy()
-            times = []
-            for _ in range(args.repeats):
-                started = time.perf_counter()
-                detect(image)["num_detections"].numpy()
-                times.append(time.perf_counter() - started)
-            result["seconds_per_image"] = statistics.median(times)
+            result["seconds_per_image"] = median_seconds(detect, image, args.repeats,
+                                                         lambda out: out["num_detections"].numpy())
         else:
             images = rng.normal(size=(2, args.size, args.size, 3)).astype("float32")
             boxes = np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2, "float32")
