@@ -10,14 +10,13 @@ batch of 2, --repeats steps after a warm-up, timed as in timed_fit.py), or the e
 import json
 import os
 import sys
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from protocol import median_seconds, worker_arguments  # noqa: E402
+from protocol import median_seconds, record_failure, worker_arguments  # noqa: E402
 
 
 def build(num_classes: int):
@@ -65,8 +64,7 @@ def main() -> None:
             result["images_per_second"] = images_per_second(model, batches, keras.callbacks.Callback, args.repeats, 2)
         result["params"] = int(model.count_params())
     except Exception as error:  # a peer that fails is a result too
-        result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
-        result["traceback"] = traceback.format_exc()[-1500:]
+        record_failure(result, error)
     print(json.dumps(result))
 
 

@@ -1,8 +1,9 @@
-"""What every peers worker shares, whatever its environment: its arguments and the inference clock."""
+"""What every peers worker shares, whatever its environment: its arguments, the inference clock, the error record."""
 
 import argparse
 import statistics
 import time
+import traceback
 from typing import Callable
 
 
@@ -30,3 +31,9 @@ def median_seconds(detect: Callable, image, repeats: int, fetch: Callable) -> fl
         fetch(detect(image))
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def record_failure(result: dict, error: Exception) -> None:
+    """A worker that fails still prints a result: the error's first line and the traceback's end."""
+    result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+    result["traceback"] = traceback.format_exc()[-1500:]

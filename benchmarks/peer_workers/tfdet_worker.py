@@ -11,13 +11,12 @@ TensorFlow's profiler).
 import json
 import os
 import sys
-import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from benchmarks.peer_workers.protocol import median_seconds, worker_arguments  # noqa: E402
+from benchmarks.peer_workers.protocol import median_seconds, record_failure, worker_arguments  # noqa: E402
 
 
 def main() -> None:
@@ -60,8 +59,7 @@ def main() -> None:
                                                             args.repeats, 2)
         result["params"] = int(model.count_params())
     except Exception as error:
-        result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
-        result["traceback"] = traceback.format_exc()[-1500:]
+        record_failure(result, error)
     print(json.dumps(result))
 
 
