@@ -35,6 +35,7 @@ import tf_keras  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 import tfdet  # noqa: E402
+from benchmarks.peer_workers.protocol import BOXES, CLASSES  # noqa: E402
 from benchmarks.report import save  # noqa: E402
 
 PARTS = ("backbone", "neck", "head")
@@ -102,9 +103,8 @@ def main() -> None:
     if args.mode == "train":
         model.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
         batch = {"image": rng.normal(size=(2, 512, 512, 3)).astype("float32"),
-                 "bboxes": np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2,
-                                    "float32"),
-                 "labels": np.array([[1, 5, 7]] * 2, "int32"), "mask": np.ones((2, 3), bool)}
+                 "bboxes": np.array([BOXES] * 2, "float32"), "labels": np.array([CLASSES] * 2, "int32"),
+                 "mask": np.ones((2, len(CLASSES)), bool)}
         batches = tf.data.Dataset.from_tensors(batch).repeat()
         model.fit(batches, steps_per_epoch=3, epochs=1, verbose=0)
 

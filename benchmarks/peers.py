@@ -137,8 +137,7 @@ def summarise(measured: Dict) -> Dict:
                 "training_fraction_of_peak": round(3 * flops * train / peak_gflops, 3) if train and flops else None,
             }
         table[system] = {"forward_gflops": flops, **row}
-    speedups = {f"speedup_over_{'kerashub' if peer == KERASHUB else 'modelgarden'}": _speedups(table, peer)
-                for peer in PEERS}
+    speedups = {f"speedup_over_{directory}": _speedups(table, peer) for peer, (directory, _, _) in PEERS.items()}
     return {"matmul_peak_gflops": peak, "table": table, **speedups}
 
 

@@ -7,7 +7,6 @@ box decoding + NMS, median of --repeats after a warm-up) or images per second (t
 batch of 2, --repeats steps after a warm-up, timed as in timed_fit.py), or the error when it fails.
 """
 
-import json
 import os
 import sys
 
@@ -16,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from protocol import median_seconds, record_failure, worker_arguments  # noqa: E402
+from protocol import BOXES, CLASSES, median_seconds, report, worker_arguments  # noqa: E402
 
 
 def build(num_classes: int):
@@ -33,7 +32,7 @@ def build(num_classes: int):
 def main() -> None:
     args = worker_arguments()
     result = {"system": "KerasHub RetinaNet R50-FPN", "precision": args.precision, "mode": args.mode}
-    try:
+    def measure() -> None:
         import keras
         import numpy as np
         import tensorflow as tf
@@ -57,15 +56,14 @@ def main() -> None:
                 predict, image, args.repeats, lambda out: tf.nest.map_structure(lambda t: t.numpy(), out))
         else:
             images = rng.uniform(0, 255, (2, args.size, args.size, 3)).astype("float32")
-            boxes = np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2, "float32")
-            labels = np.array([[1, 5, 7]] * 2, "float32")
+            boxes = np.array([BOXES] * 2, "float32")
+            labels = np.array([CLASSES] * 2, "float32")
             model.compile(optimizer=keras.optimizers.Adam(1e-4))
             batches = tf.data.Dataset.from_tensors((images, {"boxes": boxes, "labels": labels})).repeat()
             result["images_per_second"] = images_per_second(model, batches, keras.callbacks.Callback, args.repeats, 2)
         result["params"] = int(model.count_params())
-    except Exception as error:  # a peer that fails is a result too
-        record_failure(result, error)
-    print(json.dumps(result))
+
+    report(result, measure)
 
 
 if __name__ == "__main__":

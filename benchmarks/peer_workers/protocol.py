@@ -1,10 +1,17 @@
-"""What every peers worker shares, whatever its environment: its arguments, the inference clock, the error record."""
+"""What every peers worker shares, whatever its environment: its arguments, the training batch's ground truth,
+the inference clock and the one JSON line it prints."""
 
 import argparse
+import json
 import statistics
 import time
 import traceback
 from typing import Callable
+
+# the fixed training batch's ground truth, the same for every system: (ymin, xmin, ymax, xmax) pixels and
+# class ids of three objects, in each of the batch's two images
+BOXES = [[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]
+CLASSES = [1, 5, 7]
 
 
 def worker_arguments() -> argparse.Namespace:
@@ -33,7 +40,12 @@ def median_seconds(detect: Callable, image, repeats: int, fetch: Callable) -> fl
     return statistics.median(times)
 
 
-def record_failure(result: dict, error: Exception) -> None:
-    """A worker that fails still prints a result: the error's first line and the traceback's end."""
-    result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
-    result["traceback"] = traceback.format_exc()[-1500:]
+def report(result: dict, measure: Callable[[], None]) -> None:
+    """Runs ``measure`` (which fills ``result``) and prints ``result`` as one JSON line; a worker that fails still
+    prints one, with the error's first line and the traceback's end."""
+    try:
+        measure()
+    except Exception as error:  # a system that fails is a result too
+        result["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+        result["traceback"] = traceback.format_exc()[-1500:]
+    print(json.dumps(result))

@@ -8,7 +8,6 @@ warm-up (timed as in timed_fit.py). Prints one JSON line (also the network's for
 TensorFlow's profiler).
 """
 
-import json
 import os
 import sys
 
@@ -16,13 +15,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from benchmarks.peer_workers.protocol import median_seconds, record_failure, worker_arguments  # noqa: E402
+from benchmarks.peer_workers.protocol import BOXES, CLASSES, median_seconds, report, worker_arguments  # noqa: E402
 
 
 def main() -> None:
     args = worker_arguments()
     result = {"system": f"tfdet {args.model}", "precision": args.precision, "mode": args.mode}
-    try:
+    def measure() -> None:
         import ast
 
         import numpy as np
@@ -50,17 +49,16 @@ def main() -> None:
                                                          lambda out: out["num_detections"].numpy())
         else:
             images = rng.normal(size=(2, args.size, args.size, 3)).astype("float32")
-            boxes = np.array([[[40, 40, 200, 220], [250, 100, 400, 300], [10, 300, 120, 500]]] * 2, "float32")
-            batch = {"image": images, "bboxes": boxes, "labels": np.array([[1, 5, 7]] * 2, "int32"),
+            boxes = np.array([BOXES] * 2, "float32")
+            batch = {"image": images, "bboxes": boxes, "labels": np.array([CLASSES] * 2, "int32"),
                      "mask": np.ones((2, 3), bool)}
             model.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
             batches = tf.data.Dataset.from_tensors(batch).repeat()
             result["images_per_second"] = images_per_second(model, batches, tf_keras.callbacks.Callback,
                                                             args.repeats, 2)
         result["params"] = int(model.count_params())
-    except Exception as error:
-        record_failure(result, error)
-    print(json.dumps(result))
+
+    report(result, measure)
 
 
 if __name__ == "__main__":
