@@ -8,8 +8,8 @@ DATA ?= data
 # the tests run in one worker process per core (pytest-xdist); PYTEST_ARGS= runs them in one process
 PYTEST_ARGS ?= -n auto
 
-.PHONY: setup run data test bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	bench-peers bench-profile bench-ops bench-conv bench-trace bench-teardown bench-tflite bench-ab weights lint clean
+.PHONY: setup run data test test-cluster cluster cluster-down bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
+	bench-peers bench-profile bench-ops bench-conv bench-trace bench-teardown bench-tflite bench-ab bench-beam weights lint clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,21 @@ data: setup
 	$(VENV)/bin/tfdet inspect "$(DATA)/default/span-1/train-*.tfrecord"
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
+
+# the Beam steps on a real Flink cluster the tests start and stop themselves (needs Java 17; Flink's jars come from
+# PyPI, Beam's job server is built by Maven from Maven Central); .ci/run runs it after `make test`
+test-cluster: setup
+	$(PY) -m pipeline.cluster fetch
+	$(PY) -m pytest -m cluster -p no:xdist
+
+# a Flink session cluster on this machine for `python -m pipeline.local_runner --beam flink` (WORKERS=2)
+WORKERS ?= 2
+cluster: setup
+	$(PY) -m pipeline.cluster up --workers $(WORKERS)
+
+cluster-down:
+	$(PY) -m pipeline.cluster down
 
 bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile bench-ops \
 	bench-conv bench-trace bench-teardown
@@ -79,6 +93,11 @@ bench-trace: setup
 
 bench-teardown: setup
 	$(PY) benchmarks/iterator_teardown.py
+
+# the pipeline's Beam steps: DirectRunner vs a Flink cluster of 1 and 2 TaskManagers (starts and stops the cluster)
+bench-beam: setup
+	$(PY) -m pipeline.cluster fetch
+	$(PY) benchmarks/beam_engines.py
 
 # a change measured before and after under the peers protocol: make bench-ab BASE=<commit>
 bench-ab: setup

@@ -13,7 +13,8 @@ _SCALARS = {
 
 
 def detection_schema(num_classes: int) -> schema_pb2.Schema:
-    """Scalars present in every example with one value (dense: ``image/encoded`` reaches Transform as [B]);
+    """Scalars present in every example with one value (dense: ``image/encoded`` reaches Transform as [B]; an image
+    domain);
     box coordinates floats in [0, 1]; labels ints in [0, num_classes); per-box lists may be empty; the four
     coordinate lists and the labels must have equal lengths (weighted features)."""
     schema = schema_pb2.Schema()
@@ -24,6 +25,10 @@ def detection_schema(num_classes: int) -> schema_pb2.Schema:
         feature.shape.dim.add(size=1)
         if name in (features.HEIGHT, features.WIDTH):
             feature.int_domain.min = 1
+        if name == features.ENCODED:
+            # bytes, not a category: TFDV then skips its top-k / uniques counts, whose accumulator would hold every
+            # image of the split (the combiner record that broke StatisticsGen on Flink)
+            feature.image_domain.SetInParent()
     for name in features.BOX_KEYS:
         feature = schema.feature.add(name=name, type=schema_pb2.FLOAT)
         feature.value_count.min = 0

@@ -11,6 +11,8 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional
 
+from pipeline.beam import ENGINES, beam_args
+
 PIPELINE_NAME = "tfdet"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,8 +40,10 @@ BATCH_SIZE = None
 LEARNING_RATE = None
 # Rolling window: train on the newest span and the WINDOW_SPANS - 1 spans before it that passed BoxGate
 # (1 = the newest span only). Older spans come from the accepted-span registry BoxGate keeps under
-# <pipeline root>/accepted_spans (see components/span_registry.py).
+# <pipeline root>/accepted_spans (see tfdet/dataio/spans.py).
 WINDOW_SPANS = 1
+# Training seed: the same seed, config and data give the same model on the same machine (None: unseeded).
+SEED = None
 # tf.distribute strategy of the Trainer: None (default strategy), "mirrored" (the devices of one
 # machine) or "multi_worker" (MultiWorkerMirroredStrategy from the TF_CONFIG the training job sets).
 DISTRIBUTION = None
@@ -60,8 +64,10 @@ MAX_CLASS_AP50_DROP = 0.1
 MIN_CLASS_BOXES = 10
 MAX_DETECTIONS = 100
 
-# Beam: the DirectRunner on every core locally; Dataflow / Flink / Spark by other arguments.
-BEAM_PIPELINE_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+# Beam: where the data steps run (pipeline/beam.py): direct, in-memory, flink, portable or dataflow.
+BEAM_ENGINE = "direct"
+FLINK_MASTER = "localhost:8081"  # the REST address of a Flink cluster (python -m pipeline.cluster up starts one)
+DATAFLOW_ARGS = ["--project=your-project", "--region=us-central1", "--temp_location=gs://your-bucket/tfdet/beam_tmp"]
 
 # Kubeflow Pipelines (pipeline/kubeflow_runner.py). Remote roots: every component reads and writes them.
 KUBEFLOW_IMAGE = "gcr.io/your-project/tfdet-pipeline:latest"  # built from the repository's Dockerfile
@@ -74,15 +80,11 @@ KUBEFLOW_CRON = "0 0 3 * * *"  # KFP cron, seconds first: every day at 03:00
 KUBEFLOW_DISTRIBUTION = "mirrored"  # every device of the Trainer's pod
 # The Trainer's pod: vCPUs, memory, and an optional accelerator (e.g. "nvidia-tesla-t4", count 1).
 KUBEFLOW_TRAINER_RESOURCES = {"cpu": 8, "memory_gb": 32, "accelerator": None, "accelerator_count": 0}
-BEAM_RUNNERS = {
-    "direct": ["--direct_running_mode=multi_processing", "--direct_num_workers=0"],
-    "dataflow": ["--runner=DataflowRunner", "--project=your-project", "--region=us-central1",
-                 "--temp_location=gs://your-bucket/tfdet/beam_tmp"],
-    "flink": ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--environment_type=EXTERNAL",
-              "--environment_config=localhost:50000"],
-    "spark": ["--runner=SparkRunner", "--spark_master_url=spark://spark-master:7077",
-              "--environment_type=EXTERNAL", "--environment_config=localhost:50000"],
-}
+# Flink on Kubernetes (Beam's layout): the JobManager as a service, an SDK worker pool beside each TaskManager
+# (the pipeline image running apache_beam.runners.worker.worker_pool_main), the job server built into the image.
+KUBEFLOW_FLINK_MASTER = "flink-jobmanager:8081"
+KUBEFLOW_FLINK_ARGS = ["--environment_type=EXTERNAL", "--environment_config=localhost:50000",
+                       "--flink_job_server_jar=/opt/tfdet/flink/job-server-2.56.0/beam-flink-job-server.jar"]
 
 
 def _knob(default: Any, help_text: str, flag: bool = True, **extra: Any) -> Any:
@@ -110,50 +112,88 @@ class PipelineConfig:
     batch_size: Optional[int] = _knob(BATCH_SIZE, "global batch size (default: the model's recipe)", type=int)
     learning_rate: Optional[float] = _knob(LEARNING_RATE, "peak learning rate (default: the model's recipe)",
                                            type=float)
-    min_map50: float = _knob(MIN_MAP50, "blessing: the candidate's mAP@0.5 must reach this (TFMA)")
+    seed: Optional[int] = _knob(SEED, "training seed: the same seed and data give the same model", type=int)
+    min_map50: float = _knob(MIN_MAP50, "blessing: the candidate's COCO mAP@0.5 (pycocotools) must reach this")
     max_map50_drop: float = _knob(MAX_MAP50_DROP, "blessing: largest mAP@0.5 loss against the served model")
     max_class_ap50_drop: float = _knob(MAX_CLASS_AP50_DROP, "blessing: largest AP@0.5 loss of any one class "
                                                             "against the served model")
     min_class_boxes: int = _knob(MIN_CLASS_BOXES, "blessing: classes with fewer eval boxes are not judged alone")
     max_detections: int = _knob(MAX_DETECTIONS, "detections per image the Evaluator reads")
     window_spans: int = _knob(WINDOW_SPANS, "train on the newest span and the k-1 accepted spans before it")
-    drift_thresholds: Dict[str, float] = _knob(DRIFT_THRESHOLDS, "drift allowed per feature", flag=False)
+    drift_thresholds: Dict[str, float] = _knob(DRIFT_THRESHOLDS, "drift allowed per feature")
     drift_action: str = _knob(DRIFT_ACTION, "on drift beyond the thresholds: stop or warn")
     min_drift_examples: int = _knob(MIN_DRIFT_EXAMPLES, "spans smaller than this are not judged for drift")
     distribution: Optional[str] = _knob(DISTRIBUTION, "tf.distribute strategy of the Trainer: none, mirrored, "
                                                       "multi_worker (TF_CONFIG)", type=str)
     trainer_resources: Optional[Dict[str, Any]] = _knob(None, "Kubeflow: the Trainer pod's cpu, memory_gb, "
                                                               "accelerator, accelerator_count", flag=False)
-    beam_pipeline_args: List[str] = _knob(BEAM_PIPELINE_ARGS, "arguments of the Beam runner", flag=False)
+    beam: str = _knob(BEAM_ENGINE, "where the Beam steps run: " + ", ".join(ENGINES), choices=tuple(ENGINES))
+    flink_master: str = _knob(FLINK_MASTER, "--beam flink: the Flink cluster's REST address (host:port)")
+    beam_args: List[str] = _knob([], "extra Beam pipeline arguments, e.g. --beam-args=--parallelism=4 (repeat the "
+                                     "flag for more)")
     enable_cache: bool = _knob(True, "reuse the outputs of components whose inputs did not change", flag=False)
+
+    def beam_pipeline_args(self) -> List[str]:
+        """The Beam arguments of every Beam-backed component (see :func:`pipeline.beam.beam_args`)."""
+        return beam_args(self.beam, self.flink_master, self.beam_args, DATAFLOW_ARGS)
 
     @classmethod
     def kubeflow(cls, **changes: Any) -> "PipelineConfig":
         """The defaults of a Kubeflow deployment (remote roots, mirrored training, the Trainer's pod size)."""
         defaults = dict(pipeline_root=KUBEFLOW_PIPELINE_ROOT, data_root=KUBEFLOW_DATA_ROOT,
                         serving_model_dir=KUBEFLOW_SERVING_MODEL_DIR, distribution=KUBEFLOW_DISTRIBUTION,
-                        trainer_resources=dict(KUBEFLOW_TRAINER_RESOURCES), metadata_path="")
+                        trainer_resources=dict(KUBEFLOW_TRAINER_RESOURCES), metadata_path="",
+                        flink_master=KUBEFLOW_FLINK_MASTER)
         return cls(**{**defaults, **changes})
 
 
+def _key_values(default: Dict[str, Any]):
+    """argparse type of a dict knob's items: ``name=value``, the value typed like the default's values."""
+    kind = type(next(iter(default.values()))) if default else str
+
+    def parse(text: str):
+        name, sep, value = text.partition("=")
+        if not sep or (default and name not in default):
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(default)}, got {text!r}")
+        return name, kind(value)
+    return parse
+
+
 def add_flags(parser: argparse.ArgumentParser, defaults: Optional[PipelineConfig] = None, skip=()) -> None:
-    """One ``--flag`` per :class:`PipelineConfig` field that has one, with its default and help."""
+    """One ``--flag`` per :class:`PipelineConfig` field that has one, with its default and help.
+
+    A list field is a repeatable flag (each use adds an item); a dict field takes ``NAME=VALUE`` items that change
+    those entries of the default.
+    """
     defaults = defaults or PipelineConfig()
     for field in dataclasses.fields(PipelineConfig):
         if not field.metadata["flag"] or field.name in skip:
             continue
         default = getattr(defaults, field.name)
-        kind = field.metadata.get("type") or (type(default) if default is not None else str)
-        shown = "the model's recipe" if default is None else default
-        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=default,
-                            help=f"{field.metadata['help']} (default: {shown})")
+        flag, help_text = "--" + field.name.replace("_", "-"), field.metadata["help"]
+        if isinstance(default, list):
+            parser.add_argument(flag, action="append", default=None, help=f"{help_text} (default: {default})")
+        elif isinstance(default, dict):
+            parser.add_argument(flag, nargs="+", type=_key_values(default), default=None, metavar="NAME=VALUE",
+                                help=f"{help_text} (default: {default})")
+        else:
+            kind = field.metadata.get("type") or (type(default) if default is not None else str)
+            shown = "the model's recipe" if default is None else default
+            parser.add_argument(flag, type=kind, default=default, choices=field.metadata.get("choices"),
+                                help=f"{help_text} (default: {shown})")
 
 
 def from_flags(args: argparse.Namespace, defaults: Optional[PipelineConfig] = None, **changes: Any) -> PipelineConfig:
     """A :class:`PipelineConfig` from parsed :func:`add_flags` flags (``none`` means no distribution)."""
-    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(PipelineConfig)
-              if hasattr(args, field.name)}
+    defaults = defaults or PipelineConfig()
+    values = {}
+    for field in dataclasses.fields(PipelineConfig):
+        value = getattr(args, field.name, None)
+        default = getattr(defaults, field.name)
+        if not hasattr(args, field.name) or (value is None and isinstance(default, (list, dict))):
+            continue
+        values[field.name] = {**default, **dict(value)} if isinstance(default, dict) else value
     for name in ("distribution", "unlabelled_pattern"):
         if values.get(name) == "none":
             values[name] = None
-    return dataclasses.replace(defaults or PipelineConfig(), **values, **changes)
+    return dataclasses.replace(defaults, **values, **changes)

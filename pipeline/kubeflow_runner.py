@@ -19,6 +19,7 @@ catch-up of missed runs; one run at a time). The experiment is created when it d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -49,19 +50,16 @@ def check_cron(expression: str) -> str:
 
 
 def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str, serving_dir: str,
-                     beam: str = "direct", **changes: Any) -> str:
+                     **changes: Any) -> str:
     """Writes the kfp pipeline YAML to ``output`` (it must end in .yaml: the kfp 2 client rejects
     the JSON PipelineJob form) and returns its path.
 
     ``changes``: any :class:`pipeline.configs.PipelineConfig` field (``train_steps``, ``model_config``,
-    ``window_spans``, ``distribution``, ``trainer_resources`` -- ``cpu``, ``memory_gb``, ``accelerator``,
+    ``window_spans``, ``distribution``, ``beam``, ``trainer_resources`` -- ``cpu``, ``memory_gb``, ``accelerator``,
     ``accelerator_count`` of the Trainer's pod ...); the rest are the Kubeflow defaults of pipeline/configs.py.
     """
-    if beam not in configs.BEAM_RUNNERS:
-        raise ValueError(f"--beam must be one of {sorted(configs.BEAM_RUNNERS)}, got {beam!r}")
     return compile_config(output, image, configs.PipelineConfig.kubeflow(
-        pipeline_root=pipeline_root, data_root=data_root, serving_model_dir=serving_dir,
-        beam_pipeline_args=configs.BEAM_RUNNERS[beam], **changes))
+        pipeline_root=pipeline_root, data_root=data_root, serving_model_dir=serving_dir, **changes))
 
 
 def compile_config(output: str, image: str, config: configs.PipelineConfig) -> str:
@@ -72,6 +70,8 @@ def compile_config(output: str, image: str, config: configs.PipelineConfig) -> s
 
     if not output.endswith(".yaml"):
         raise ValueError(f"--output must end in .yaml (kfp 2 loads the YAML pipeline spec), got {output!r}")
+    if config.beam == "flink":  # the cluster's workers and the job server as the pipeline image has them
+        config = dataclasses.replace(config, beam_args=configs.KUBEFLOW_FLINK_ARGS + list(config.beam_args))
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output)), output_filename=os.path.basename(output))
@@ -125,8 +125,6 @@ def schedule(host: str, package: str, experiment: str, cron: str, name: Optional
 
 def _add_compile_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", default=configs.KUBEFLOW_IMAGE)
-    parser.add_argument("--beam", default="direct", help="Beam runner of the data steps: " + ", ".join(
-        sorted(configs.BEAM_RUNNERS)))
     configs.add_flags(parser, configs.PipelineConfig.kubeflow(), skip=("metadata_path", "serving_model_dir"))
     parser.add_argument("--serving-dir", default=configs.KUBEFLOW_SERVING_MODEL_DIR,
                         help="the Pusher's destination, a remote folder TF Serving reads")
@@ -166,12 +164,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile_from(args: argparse.Namespace, output: str) -> str:
-    if args.beam not in configs.BEAM_RUNNERS:
-        raise ValueError(f"--beam must be one of {sorted(configs.BEAM_RUNNERS)}, got {args.beam!r}")
     resources = {"cpu": args.trainer_cpu, "memory_gb": args.trainer_memory_gb,
                  "accelerator": args.trainer_accelerator, "accelerator_count": args.trainer_accelerator_count}
     config = configs.from_flags(args, configs.PipelineConfig.kubeflow(), serving_model_dir=args.serving_dir,
-                                trainer_resources=resources, beam_pipeline_args=configs.BEAM_RUNNERS[args.beam])
+                                trainer_resources=resources)
     return compile_config(output, args.image, config)
 
 

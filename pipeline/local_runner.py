@@ -1,13 +1,14 @@
 """Runs the tfdet pipeline on this machine: LocalDagRunner, MLMD in SQLite, Beam DirectRunner.
 
     python -m pipeline.local_runner [--data-root DIR] [--model-config NAME] [--train-steps N] [--output-root DIR]
-        [--verbose]  (--help lists every knob of pipeline/configs.py)
+        [--beam direct|in-memory|flink|portable|dataflow] [--verbose]  (--help lists every knob of pipeline/configs.py)
     python -m pipeline.local_runner status [--json]     what is served, and what made each version
     python -m pipeline.local_runner rollback --to N     serve version N again (as a new version)
 
 With no arguments it generates the default dataset when missing, trains the CPU-sized model and
 ends with a summary of the run. Exit status: 0 pushed (or nothing new), 1 stopped (bad data or a
-failure), 3 trained but not blessed (nothing pushed). Run from the repository root.
+failure), 3 trained but not blessed (nothing pushed), 2 the Beam engine cannot take jobs (one line says why).
+Run from the repository root.
 """
 
 from __future__ import annotations
@@ -60,18 +61,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="pipeline root, MLMD database and serving directory go under it")
     parser.add_argument("--no-generate", action="store_true", help="do not generate the default dataset")
     parser.add_argument("--verbose", action="store_true", help="show every log line of TFX, Beam and TensorFlow")
-    parser.add_argument("--beam-mode", choices=("multi_processing", "in_memory"), default="multi_processing",
-                        help="the Beam DirectRunner's mode: worker processes on every core (default), or in this "
-                             "process (faster to start on small data)")
     return parser
 
 
 def config_of(args: argparse.Namespace) -> configs.PipelineConfig:
     """The run's PipelineConfig: the flags, with the outputs under ``--output-root``."""
-    beam = (configs.BEAM_PIPELINE_ARGS if args.beam_mode == "multi_processing"
-            else ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     return configs.from_flags(
-        args, beam_pipeline_args=beam, pipeline_root=os.path.join(args.output_root, configs.PIPELINE_NAME),
+        args, pipeline_root=os.path.join(args.output_root, configs.PIPELINE_NAME),
         metadata_path=os.path.join(args.output_root, "metadata", configs.PIPELINE_NAME, "metadata.db"),
         serving_model_dir=os.path.join(args.output_root, "serving_model", configs.PIPELINE_NAME))
 
@@ -79,9 +75,10 @@ def config_of(args: argparse.Namespace) -> configs.PipelineConfig:
 def unlabelled_files(config: configs.PipelineConfig) -> list:
     """The files ``config.unlabelled_pattern`` matches in any span (or version / date) under the data root."""
     import glob
-    import re
 
-    return glob.glob(os.path.join(config.data_root, re.sub(r"\{[^}]*\}", "*", config.unlabelled_pattern)))
+    from tfdet.dataio.spans import any_span
+
+    return glob.glob(os.path.join(config.data_root, any_span(config.unlabelled_pattern)))
 
 
 def where_next(config: configs.PipelineConfig, summary: dict) -> str:
@@ -104,6 +101,15 @@ def where_next(config: configs.PipelineConfig, summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.beam import ENGINES, EngineUnavailable, check_engine
+    from pipeline.flink import FlinkSetupError
+
+    config = config_of(args)
+    try:  # before anything slow: an engine that cannot take jobs is one line, not a hang
+        check_engine(config.beam, config.beam_pipeline_args())
+    except (EngineUnavailable, FlinkSetupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from pipeline.console import quiet_console
 
     progress = quiet_console(args.verbose)
@@ -119,10 +125,11 @@ def run(args: argparse.Namespace) -> int:
 
         generate_default_dataset(os.path.dirname(configs.DATA_ROOT), os.path.basename(configs.DATA_ROOT),
                                  num_unlabelled=DEFAULT_NUM_UNLABELLED)
-    config = config_of(args)
     if config.unlabelled_pattern and not unlabelled_files(config):
         print(f"batch inference off: no file matches {config.unlabelled_pattern} under {config.data_root}")
         config = dataclasses.replace(config, unlabelled_pattern=None)
+    if config.beam != "direct":
+        print(f"Beam steps on: {config.beam} ({ENGINES[config.beam]})")
     os.makedirs(os.path.dirname(config.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))

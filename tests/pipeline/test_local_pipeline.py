@@ -36,7 +36,7 @@ from tfdet.dataio.synthetic import generate_default_dataset
 from tfdet.export.serving import is_complete, latest_version
 
 ARGS = ["--model-config", "tiny", "--train-steps", "20", "--batch-size", "4", "--min-map50", "0.0",
-        "--window-spans", "2", "--beam-mode", "in_memory"]
+        "--window-spans", "2", "--beam", "in-memory"]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

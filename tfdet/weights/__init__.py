@@ -10,10 +10,18 @@ or a named source (``keras:resnet50_imagenet``, ``timm:<model>``, ``torchvision:
 :mod:`tfdet.weights.sources`. Nothing is ever unpickled, and downloads are verified by sha256.
 """
 
-from tfdet.weights.fetch import FetchError, cache_dir
-from tfdet.weights.loading import Checkpoint, init_backbone, load_state_dict
-from tfdet.weights.readers import CheckpointError, read_weights
-from tfdet.weights.sources import NAMED, fetch_named, load_checkpoint, save_checkpoint
+import importlib
+from typing import Any
 
-__all__ = ["Checkpoint", "CheckpointError", "FetchError", "NAMED", "cache_dir", "fetch_named", "init_backbone",
-           "load_checkpoint", "load_state_dict", "read_weights", "save_checkpoint"]
+# name -> submodule; resolved on first use, so that `tfdet.weights.fetch` (the cache, sha256 downloads) does not
+# import TensorFlow
+_EXPORTS = {"FetchError": "fetch", "cache_dir": "fetch", "Checkpoint": "loading", "init_backbone": "loading",
+            "load_state_dict": "loading", "CheckpointError": "readers", "read_weights": "readers", "NAMED": "sources",
+            "fetch_named": "sources", "load_checkpoint": "sources", "save_checkpoint": "sources"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tfdet.weights' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tfdet.weights.{_EXPORTS[name]}"), name)

@@ -1,0 +1,252 @@
+"""The pipeline's Beam steps on a real Flink cluster: a JobManager and two TaskManagers, each its own JVM on loopback,
+started by ``pipeline.cluster`` from Flink's jars (PyPI) and Beam's job server (built by Maven) -- ``make test-cluster``,
+which ``.ci/run`` runs after ``make test``.
+
+1. The whole pipeline runs with ``--beam flink`` and with the DirectRunner on the same data and seed: every Beam
+   component (both ExampleGens, StatisticsGen, Transform, the Evaluator, BulkInferrer) is a job that Flink's own REST
+   API lists as FINISHED, and its outputs equal the DirectRunner's: the examples, the statistics, Transform's
+   analyzer results, the Evaluator's metrics and BulkInferrer's detections.
+2. A TaskManager is killed with SIGKILL while ImportExampleGen's job runs on it: the supervisor starts a new one,
+   Flink restarts the job (its exception history records the lost TaskManager), the run completes, and the next
+   run with a new span trains on both spans, each counted once.
+3. An unreachable cluster or a missing job server is one clear error line, at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import cluster, flink
+from tfdet.dataio import features
+from tfdet.dataio.synthetic import generate_default_dataset
+
+pytestmark = pytest.mark.cluster
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ARGS = ["--model-config", "tiny", "--train-steps", "10", "--batch-size", "4", "--min-map50", "0.0", "--seed", "7",
+        "--window-spans", "2"]
+# what each Beam component's job does, as Flink names its operators
+JOB_MARKERS = {"ImportExampleGen/UnlabelledExampleGen": "InputToRecord", "StatisticsGen": "GenerateStatistics",
+               "Transform": "WriteTransformFn", "Evaluator": "ExtractEvaluateAndWriteResults",
+               "BulkInferrer": "WritePredictionLogs"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def flink_cluster(tmp_path_factory):
+    """A 2-TaskManager cluster in a home of its own (Flink's jars and the job server shared with the user's cache),
+    always torn down: every process it started is gone afterwards."""
+    shared = flink.job_server_dir(), flink.flink_home()  # fetched by `make test-cluster` beforehand
+    home = tmp_path_factory.mktemp("tfdet_home")
+    os.makedirs(home / "flink")
+    for path in shared:
+        os.symlink(path, home / "flink" / os.path.basename(path))
+    previous = os.environ.get("TFDET_HOME")
+    os.environ["TFDET_HOME"] = str(home)
+    state = cluster.up("flink", workers=2, rest_port=free_port())
+    try:
+        yield state
+    finally:
+        pids = [entry["pid"] for entry in cluster.read_state("flink")["processes"].values()] + [state["supervisor"]]
+        assert cluster.down("flink")
+        assert not [pid for pid in pids if cluster.alive(pid)], "processes left behind"
+        if previous is None:
+            os.environ.pop("TFDET_HOME")
+        else:
+            os.environ["TFDET_HOME"] = previous
+
+
+def run_pipeline(data_root: str, output_root: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--data-root", data_root, "--output-root",
+                           output_root, *ARGS, *extra], cwd=REPO, capture_output=True, text=True, timeout=1800)
+
+
+def jobs(rest: str) -> dict:
+    """Flink's job list: id -> (state, the operator names of the job)."""
+    listed = cluster.rest(rest, "/jobs/overview")["jobs"]
+    return {job["jid"]: (job["state"], " ".join(v["name"] for v in cluster.rest(rest, f"/jobs/{job['jid']}")["vertices"]))
+            for job in listed}
+
+
+def artifact_dir(output_root: str, component: str, holding: str) -> str:
+    """The one folder under ``component``'s outputs that holds ``holding`` (a file or folder name)."""
+    (found,) = [root for root, dirs, files in os.walk(os.path.join(output_root, "tfdet", component))
+                if holding in dirs + files]
+    return found
+
+
+def examples(output_root: str, component: str, split: str) -> list:
+    """The serialized examples an ExampleGen wrote, sorted."""
+    uri = os.path.join(artifact_dir(output_root, component, f"Split-{split}"), f"Split-{split}")
+    return sorted(tf.data.TFRecordDataset(tf.io.gfile.glob(f"{uri}/*"), compression_type="GZIP").as_numpy_iterator())
+
+
+def feature_statistics(output_root: str, split: str) -> dict:
+    """Per feature: counts and moments (numbers), uniques and top values (strings), sizes (bytes)."""
+    import tensorflow_data_validation as tfdv
+
+    uri = artifact_dir(output_root, "StatisticsGen", f"Split-{split}")
+    dataset = tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", "FeatureStats.pb")).datasets[0]
+    out = {"num_examples": dataset.num_examples}
+    for feature in dataset.features:
+        name = feature.path.step[0]
+        if feature.HasField("num_stats"):
+            numeric = feature.num_stats
+            out[name] = (numeric.common_stats.num_non_missing, numeric.min, numeric.max, numeric.mean,
+                         numeric.std_dev)
+        elif feature.HasField("string_stats"):
+            text = feature.string_stats
+            out[name] = (text.common_stats.num_non_missing, text.unique,
+                         sorted((v.value, v.frequency) for v in text.top_values))
+        else:
+            out[name] = (feature.bytes_stats.common_stats.num_non_missing, feature.bytes_stats.avg_num_bytes)
+    return out
+
+
+def transform_results(output_root: str) -> dict:
+    from models.transform import dataset_statistics
+
+    graph = artifact_dir(output_root, "Transform", "transform_fn")
+    return dataset_statistics(graph, examples(output_root, "ImportExampleGen", "train")[0])
+
+
+def evaluator_metrics(output_root: str) -> dict:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(artifact_dir(output_root, "Evaluator", "eval_config.json"))
+    return {name: value["doubleValue"] for name, value in result.slicing_metrics[0][1][""][""].items()}
+
+
+def detections(output_root: str) -> list:
+    with open(os.path.join(artifact_dir(output_root, "BatchDetections", "detections.json"), "detections.json")) as f:
+        return sorted(json.load(f), key=lambda row: (row["image_id"], -row["score"], row["bbox"]))
+
+
+@pytest.mark.long(12)
+@pytest.mark.timeout(3600)
+def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_cluster, tmp_path):
+    rest = flink_cluster["rest"]
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(1,), num_train=24, num_eval=8, num_shards=2,
+                             num_unlabelled=4)
+    data_root = str(tmp_path / "data" / "small")
+    direct, on_flink = str(tmp_path / "direct"), str(tmp_path / "flink")
+
+    before = set(jobs(rest))
+    ran = run_pipeline(data_root, on_flink, "--beam", "flink", "--flink-master", rest)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert "Beam steps on: flink" in ran.stdout
+    new = {job: value for job, value in jobs(rest).items() if job not in before}
+    assert len(new) == 6 and all(state == "FINISHED" for state, _ in new.values()), new
+    for component, marker in JOB_MARKERS.items():
+        count = sum(marker in names for _, names in new.values())
+        assert count == (2 if "/" in component else 1), (component, count)
+    assert run_pipeline(data_root, direct, "--beam", "direct").returncode == 0
+
+    for split in ("train", "eval"):
+        assert examples(on_flink, "ImportExampleGen", split) == examples(direct, "ImportExampleGen", split)
+    assert examples(on_flink, "UnlabelledExampleGen", "unlabelled") == examples(direct, "UnlabelledExampleGen",
+                                                                                 "unlabelled")
+    for split in ("train", "eval"):
+        mine, theirs = feature_statistics(on_flink, split), feature_statistics(direct, split)
+        assert mine.keys() == theirs.keys() and mine["num_examples"] == theirs["num_examples"] > 0
+        for name in mine:
+            if isinstance(mine[name], tuple) and isinstance(mine[name][-1], float):
+                np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-6, err_msg=name)
+            else:
+                assert mine[name] == theirs[name], name
+    mine, theirs = transform_results(on_flink), transform_results(direct)
+    assert mine["class_vocabulary"] == theirs["class_vocabulary"]
+    for name in ("pixel_mean", "pixel_std", "box_height_mean", "box_width_mean", "boxes_per_image"):
+        np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-5, err_msg=name)
+    mine, theirs = evaluator_metrics(on_flink), evaluator_metrics(direct)
+    assert set(mine) >= {"mAP", "mAP50", "mAR"}
+    for name in ("mAP", "mAP50", "mAR"):
+        assert mine[name] == pytest.approx(theirs[name], abs=1e-6), name
+    mine, theirs = detections(on_flink), detections(direct)
+    assert len(mine) == len(theirs) > 0
+    for a, b in zip(mine, theirs, strict=True):
+        assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
+        np.testing.assert_allclose(a["bbox"] + [a["score"]], b["bbox"] + [b["score"]], atol=1e-3)
+
+
+def kill_a_taskmanager_during(rest: str, marker: str, before: set, killed: dict) -> None:
+    """Waits for a new job whose operators include ``marker`` to run on the cluster, then SIGKILLs taskmanager-1."""
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        for job, (state, names) in jobs(rest).items():
+            if job not in before and marker in names and state == "RUNNING":
+                pid = cluster.read_state("flink")["processes"]["taskmanager-1"]["pid"]
+                time.sleep(2.0)  # its tasks are deployed
+                os.kill(pid, signal.SIGKILL)
+                killed.update(job=job, pid=pid)
+                return
+        time.sleep(0.3)
+
+
+@pytest.mark.long(10)
+@pytest.mark.timeout(3600)
+def test_a_taskmanager_killed_mid_job_is_replaced_and_no_span_is_lost_or_counted_twice(flink_cluster, tmp_path):
+    rest = flink_cluster["rest"]
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(1,), num_train=40, num_eval=8, num_shards=4)
+    data_root, output_root = str(tmp_path / "data" / "small"), str(tmp_path / "out")
+    flags = ["--beam", "flink", "--flink-master", rest]
+    killed: dict = {}
+    restarts = cluster.read_state("flink")["processes"]["taskmanager-1"]["restarts"]
+    watcher = threading.Thread(target=kill_a_taskmanager_during, args=(rest, "InputToRecord", set(jobs(rest)), killed))
+    watcher.start()
+    ran = run_pipeline(data_root, output_root, *flags)
+    watcher.join()
+    assert killed, "ImportExampleGen's job was never seen running"
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert not cluster.alive(killed["pid"])
+    state = cluster.read_state("flink")["processes"]["taskmanager-1"]
+    assert state["restarts"] == restarts + 1 and cluster.alive(state["pid"])
+    history = cluster.rest(rest, f"/jobs/{killed['job']}/exceptions")["exceptionHistory"]["entries"]
+    assert cluster.rest(rest, f"/jobs/{killed['job']}")["state"] == "FINISHED" and history  # it failed, then recovered
+    assert len(examples(output_root, "ImportExampleGen", "train")) == 40  # not one lost, not one twice
+
+    generate_default_dataset(str(tmp_path / "data"), "small", spans=(2,), num_train=24, num_eval=8, num_shards=2)
+    ran = run_pipeline(data_root, output_root, *flags)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert "examples: train 24, eval 8" in ran.stdout and "on spans 2, 1" in ran.stdout
+    registry = os.path.join(output_root, "tfdet", "accepted_spans")
+    entries = [json.load(open(os.path.join(registry, name))) for name in sorted(os.listdir(registry))
+               if not name.endswith(".profile.json")]
+    assert [(e["span"], e["examples_checked"]) for e in entries] == [(1, {"train": 40, "eval": 8}),
+                                                                     (2, {"train": 24, "eval": 8})]
+
+
+def test_an_unreachable_cluster_is_one_error_line_at_once(tmp_path):
+    started = time.monotonic()
+    ran = run_pipeline(str(tmp_path), str(tmp_path / "out"), "--beam", "flink", "--flink-master",
+                       f"localhost:{free_port()}")
+    assert ran.returncode == 2 and time.monotonic() - started < 30
+    (line,) = ran.stderr.strip().splitlines()
+    assert line.startswith("error: no Flink cluster answers at http://localhost:") and line.endswith(
+        "start one with `python -m pipeline.cluster up`, or pass --flink-master HOST:PORT")
+
+
+def test_a_missing_job_server_is_one_error_line(tmp_path):
+    env = dict(os.environ, TFDET_HOME=str(tmp_path / "empty_home"))
+    ran = subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--beam", "flink"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 2
+    (line,) = ran.stderr.strip().splitlines()
+    assert line == (f"error: Beam's Flink job server is not built ({tmp_path}/empty_home/flink/job-server-2.56.0/"
+                    f"beam-flink-job-server.jar is missing): run `python -m pipeline.cluster fetch` (needs Maven and "
+                    f"Java 17)")
