@@ -1,13 +1,15 @@
-"""CompareWithBaseline: blesses a model that passed TFMA's value threshold and is not worse than the served one.
+"""CompareWithBaseline: blesses a model that is good enough and not worse than the served one -- the pipeline's gate.
 
-TFMA 0.47's COCO metrics cannot run multi-model evaluation (its BoundingBoxMatchPreprocessor yields
-predictions not keyed by model name, and the combiner looks them up under 'candidate'), so the
-Evaluator judges the candidate alone against the value threshold, and this component does the change
-threshold: it evaluates the candidate and the baseline -- the newest model in the serving directory,
-i.e. the latest blessed one -- on the same eval split, through the same ``serving_default`` signature,
-with pycocotools, and blesses only when neither its mAP@0.5 nor any class's AP@0.5 regressed beyond the
-thresholds (see components/blessing_rules.py); comparison.json records the numbers and the reasons.
-The ModelBlessing it writes carries the properties LatestBlessedModelStrategy reads.
+It evaluates the candidate and the baseline -- the newest model in the serving directory, i.e. the latest blessed
+one -- on the same eval split, through the same ``serving_default`` signature, with pycocotools, and blesses only
+when the candidate's mAP@0.5 reaches ``min_map50`` and neither its mAP@0.5 nor any class's AP@0.5 regressed beyond
+the thresholds (see components/blessing_rules.py); comparison.json records the numbers and the reasons.
+
+Why here and not in TFX's Evaluator: TFMA 0.47's COCO metrics average over every configured class id, counting a
+class absent from the eval split as AP 0 (a model with COCO mAP@0.5 0.51 on a split holding one of three classes
+reads 0.17), and cannot run multi-model evaluation (its BoundingBoxMatchPreprocessor yields predictions not keyed
+by model name). The Evaluator still runs, for TFMA's analysis (notebooks/model_analysis.ipynb), but decides
+nothing. The ModelBlessing written here carries the properties LatestBlessedModelStrategy reads.
 """
 
 import os
@@ -35,7 +37,6 @@ def _metrics(saved_model_dir: str, records, truth, num_classes: int) -> Dict[str
 def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    evaluation_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     serving_dir: tfx.dsl.components.Parameter[str],
     num_classes: tfx.dsl.components.Parameter[int],
@@ -52,11 +53,9 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     truth = ground_truth(records)
     candidate = _metrics(os.path.join(model.uri, "Format-Serving"), records, truth, num_classes)
     baseline = _metrics(baseline_model, records, truth, num_classes) if baseline_model else None
-    verdict = decide(bool(evaluation_blessing.get_int_custom_property("blessed")), candidate, baseline,
-                     boxes_per_class(truth, {i: str(i) for i in range(num_classes)}), min_map50, max_map50_drop,
-                     max_class_ap50_drop, min_class_boxes)
-    verdict.update(value_threshold_passed=bool(evaluation_blessing.get_int_custom_property("blessed")),
-                   baseline_model=baseline_model, min_map50=min_map50, max_map50_drop=max_map50_drop,
+    verdict = decide(candidate, baseline, boxes_per_class(truth, {i: str(i) for i in range(num_classes)}), min_map50,
+                     max_map50_drop, max_class_ap50_drop, min_class_boxes)
+    verdict.update(baseline_model=baseline_model, min_map50=min_map50, max_map50_drop=max_map50_drop,
                    max_class_ap50_drop=max_class_ap50_drop, min_class_boxes=min_class_boxes)
     blessed = verdict["blessed"]
     tf.io.gfile.makedirs(blessing.uri)

@@ -10,7 +10,7 @@ the offending examples, the schema anomalies) and fails -- so that the
 Trainer, which runs after it, never trains on bad data. As TFX deletes a failed execution's
 outputs, a failing gate also keeps its report in ``<pipeline_root>/BoxGate/failed_reports/``.
 A span that passes is recorded in the accepted-span registry (``registry_dir``, see
-components/span_registry.py), from which the Trainer takes its rolling window of spans.
+tfdet/dataio/spans.py), from which the Trainer takes its rolling window of spans.
 Files go through tf.io.gfile, so the roots may be gs:// (Kubeflow).
 """
 
@@ -23,7 +23,8 @@ from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binar
 from tfx import v1 as tfx
 from tfx.types import artifact, artifact_utils
 
-from components import box_checks, data_profile, span_registry
+from components import box_checks, data_profile
+from tfdet.dataio import spans
 from tfdet.files import write_json
 
 
@@ -75,8 +76,8 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
     span = _int_property(examples, "span")
     earlier = []
     if registry_dir:
-        earlier = [kept for entry in span_registry.accepted(registry_dir) if entry["span"] < span
-                   for kept in [span_registry.profile(registry_dir, entry["span"])] if kept]
+        earlier = [kept for entry in spans.accepted(registry_dir) if entry["span"] < span
+                   for kept in [spans.profile(registry_dir, entry["span"])] if kept]
     profile = data_profile.judge(findings, profiles, earlier, json.loads(drift_thresholds), drift_action,
                                  min_drift_examples, max_listed)
     findings["passed"] = box_checks.passed(findings)
@@ -90,5 +91,5 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
         write_json(kept, findings)
         raise RuntimeError("BoxGate stopped the pipeline: " + box_checks.failure_message(findings, kept))
     if registry_dir:
-        span_registry.register(registry_dir, span, _int_property(examples, "version"), examples.uri,
+        spans.register(registry_dir, span, _int_property(examples, "version"), examples.uri,
                                findings["examples_checked"], dict(profile, span=span))

@@ -1,9 +1,9 @@
 """create_pipeline: the tfdet TFX DAG. It only wires components; every knob comes in its PipelineConfig.
 
-ImportExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> BoxGate
+ImportExampleGen + ImportSchemaGen (curated) -> StatisticsGen -> ExampleValidator -> BoxGate
 -> Transform (analyzers) -> Trainer (the newest span plus the accepted spans of the rolling window; warm start
-from the latest pushed = blessed model) -> Evaluator (TFMA COCO metrics on the newest span, value threshold)
--> CompareWithBaseline (change threshold vs the served model) -> Pusher.
+from the latest pushed = blessed model) -> CompareWithBaseline (pycocotools on the newest span's eval split: value,
+change and per-class thresholds vs the served model) -> Pusher; the Evaluator (TFMA) analyses the candidate beside it.
 Batch inference (when ``unlabelled_pattern`` is set): UnlabelledExampleGen -> BulkInferrer (the blessed
 candidate; nothing when it is not blessed) -> BatchDetections (COCO results JSON).
 """
@@ -18,7 +18,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tfx import v1 as tfx
 
-from components import span_registry
+from tfdet.dataio import spans
 from components.baseline_blessing import CompareWithBaseline
 from components.batch_detections import UNLABELLED_SPLIT, BatchDetections
 from components.box_gate import BoxGate
@@ -52,23 +52,20 @@ def coco_metric(class_name: str, name: str, num_classes: int, iou_thresholds: Li
     return tfma.MetricConfig(class_name=class_name, config=json.dumps(config))
 
 
-def eval_config(num_classes: int, min_map50: float, max_detections: int) -> tfma.EvalConfig:
-    """mAP@[.5:.95], mAP@0.5 (gated by a value threshold) and mean average recall, for the candidate alone.
+def eval_config(num_classes: int, max_detections: int) -> tfma.EvalConfig:
+    """TFMA's mAP@[.5:.95], mAP@0.5 and mean average recall of the candidate, for analysis only.
 
-    No change threshold here: TFMA 0.47's COCO metrics fail in multi-model evaluation (see
-    components/baseline_blessing.py, which compares with the baseline instead).
+    No thresholds: TFMA averages over every class id, an absent class counting as AP 0, which is not COCO's
+    definition; CompareWithBaseline decides with pycocotools (components/baseline_blessing.py).
     """
-    threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_map50}))
     ious = [round(0.5 + 0.05 * i, 2) for i in range(10)]
     common = dict(num_classes=num_classes, max_detections=max_detections)
-    map50 = coco_metric("COCOMeanAveragePrecision", "mAP50", iou_thresholds=[0.5], num_thresholds=101, **common)
-    map50.threshold.CopyFrom(threshold)
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_default", model_type="tf_generic")],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             coco_metric("COCOMeanAveragePrecision", "mAP", iou_thresholds=ious, num_thresholds=101, **common),
-            map50,
+            coco_metric("COCOMeanAveragePrecision", "mAP50", iou_thresholds=[0.5], num_thresholds=101, **common),
             coco_metric("COCOMeanAverageRecall", "mAR", iou_thresholds=ious, **common),
         ])])
 
@@ -129,7 +126,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     c = config
     pipeline_root, data_root, serving_model_dir = c.pipeline_root, c.data_root, c.serving_model_dir
     num_classes, window_spans, distribution = c.num_classes, c.window_spans, c.distribution
-    span_registry.check_window(window_spans)
+    spans.check_window(window_spans)
     named = [name for name in STRATEGIES if name != "default"]
     if distribution is not None and distribution not in named:
         raise ValueError(f"distribution must be None, {' or '.join(map(repr, named))}, got {distribution!r}")
@@ -138,8 +135,9 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         input_base=data_root,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="train", pattern=c.train_pattern),
                                              tfx.proto.Input.Split(name="eval", pattern=c.eval_pattern)]))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=write_schema(pipeline_root, num_classes))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+                                                  schema=schema_gen.outputs["schema"])
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
     box_gate = BoxGate(examples=example_gen.outputs["examples"], anomalies=example_validator.outputs["anomalies"],
@@ -160,16 +158,16 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         custom_config={"model_config": c.model_config, "num_classes": num_classes, "batch_size": c.batch_size,
                        "learning_rate": c.learning_rate, "warm_start_dir": serving_model_dir,
                        "window_spans": window_spans, "accepted_spans_dir": registry_dir,
-                       "distribution": distribution})
+                       "distribution": distribution, "seed": c.seed})
     trainer.add_upstream_node(box_gate)
     if c.trainer_resources:
         trainer.with_platform_config(resource_spec(**c.trainer_resources))
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        example_splits=["eval"], eval_config=eval_config(num_classes, c.min_map50, c.max_detections))
+        example_splits=["eval"], eval_config=eval_config(num_classes, c.max_detections))
     compare = CompareWithBaseline(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        evaluation_blessing=evaluator.outputs["blessing"], serving_dir=serving_model_dir, num_classes=num_classes,
+        serving_dir=serving_model_dir, num_classes=num_classes,
         min_map50=c.min_map50, max_map50_drop=c.max_map50_drop, max_class_ap50_drop=c.max_class_ap50_drop,
         min_class_boxes=c.min_class_boxes)
     pusher = tfx.components.Pusher(
@@ -184,4 +182,4 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         pipeline_name=c.pipeline_name, pipeline_root=pipeline_root,
         components=components,
         enable_cache=c.enable_cache, metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(c.beam_pipeline_args or []))
+        beam_pipeline_args=c.beam_pipeline_args())

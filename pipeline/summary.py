@@ -68,13 +68,12 @@ def evaluated_examples(store, evaluation):
 
 
 def collect(metadata_path: str, pipeline_root: Optional[str] = None, failed: bool = False) -> Dict:
-    """Examples per split, anomalies, gate result, training losses, metrics, blessing and the pushed model.
+    """Examples per split, anomalies, gate result, training, the blessing's metrics and verdict, the pushed model.
 
     With ``failed`` (the run stopped), only the data checks are reported: the model artifacts in MLMD
     then belong to an earlier run.
     """
     import tensorflow_data_validation as tfdv
-    import tensorflow_model_analysis as tfma
     from tensorflow_data_validation.utils.anomalies_util import load_anomalies_binary
 
     store = _store(metadata_path)
@@ -103,13 +102,8 @@ def collect(metadata_path: str, pipeline_root: Optional[str] = None, failed: boo
             history = json.load(handle)
         out["training"] = {"first_loss": history["loss"][0], "last_loss": history["loss"][-1],
                            "steps": history["steps"], "warm_started_from": history["warm_started_from"],
+                           "initialisation": history.get("initialisation"),
                            "spans": [entry["span"] for entry in history.get("train_spans", [])]}
-    evaluation = _latest(store, "ModelEvaluation")
-    if evaluation:
-        result = tfma.load_eval_result(evaluation.uri)
-        metrics = result.slicing_metrics[0][1][""][""] if result.slicing_metrics else {}
-        out["metrics"] = {name: value.get("doubleValue") for name, value in metrics.items()
-                          if name in ("mAP", "mAP50", "mAR")}
     blessing = _latest(store, "ModelBlessing", "CompareWithBaseline")
     if blessing:
         out["blessed"] = bool(_prop(blessing, "blessed"))
@@ -142,20 +136,21 @@ def render(summary: Dict, seconds: Optional[float] = None) -> str:
         lines.append(f"box gate: {verdict}, {sum(gate['examples_checked'].values())} examples checked")
     if "training" in summary:
         training = summary["training"]
-        start = "warm start from the blessed model" if training["warm_started_from"] else "from scratch"
+        start = ("warm start from the blessed model" if training["warm_started_from"]
+                 else training.get("initialisation") or "random init")
         spans = f" on spans {', '.join(map(str, training['spans']))}" if training.get("spans") else ""
         lines.append(f"training: {training['steps']} steps {start}{spans}, loss {training['first_loss']:.3f} -> "
                      f"{training['last_loss']:.3f}")
-    if "metrics" in summary:
-        lines.append("evaluation (eval split, TFMA COCO): " + ", ".join(
-            f"{k} {v:.3f}" for k, v in sorted(summary["metrics"].items()) if v is not None))
+    comparison = summary.get("comparison", {})
+    if "candidate_map50" in comparison:
+        absent = comparison.get("classes_without_eval_boxes")
+        lines.append(f"evaluation (COCO mAP by pycocotools, eval split): mAP@0.5 {comparison['candidate_map50']:.3f}, "
+                     f"mAP {comparison['candidate_map']:.3f}"
+                     + (f"; classes without eval boxes, left out: {', '.join(absent)}" if absent else ""))
     if "blessed" in summary:
-        comparison = summary.get("comparison", {})
         if "baseline_map50" in comparison:
-            against = (f" (mAP50 {comparison['candidate_map50']:.3f} vs served {comparison['baseline_map50']:.3f}, "
+            against = (f" (mAP@0.5 {comparison['candidate_map50']:.3f} vs served {comparison['baseline_map50']:.3f}, "
                        f"allowed drop {comparison['max_map50_drop']})")
-        elif comparison.get("value_threshold_passed") is False:
-            against = " (below the mAP50 value threshold)"
         else:
             against = " (no served model to compare with)"
         lines.append(f"blessed: {'yes' if summary['blessed'] else 'NO'}{against}")

@@ -1,4 +1,6 @@
-from components.blessing_rules import boxes_per_class, decide
+import pytest
+
+from components.blessing_rules import boxes_per_class, decide, shown
 
 THRESHOLDS = dict(min_map50=0.5, max_map50_drop=0.01, max_class_ap50_drop=0.1, min_class_boxes=10)
 
@@ -10,25 +12,70 @@ def metrics(ap50, per_class):
 def test_a_better_average_does_not_hide_a_collapsed_class():
     served = metrics(0.60, {"cat": 0.80, "dog": 0.40, "eel": 0.90})
     candidate = metrics(0.66, {"cat": 0.95, "dog": 0.60, "eel": 0.45})  # the mean rose, eel fell by 0.45
-    verdict = decide(True, candidate, served, {"cat": 50, "dog": 40, "eel": 12}, **THRESHOLDS)
+    verdict = decide(candidate, served, {"cat": 50, "dog": 40, "eel": 12}, **THRESHOLDS)
     assert not verdict["blessed"]
     assert verdict["reasons"] == ["class 'eel' AP@0.5 0.450 vs served 0.900 (12 eval boxes): a change of -0.450, "
-                                  "below the least allowed -0.100 (max_class_ap50_drop)"]
+                                  "below the least allowed -0.100 (max_class_ap50_drop; pycocotools, eval split)"]
     assert verdict["per_class_ap50"]["eel"] == {"candidate": 0.45, "baseline": 0.9, "eval_boxes": 12}
     # with too few eval boxes a class is not judged alone
-    assert decide(True, candidate, served, {"cat": 50, "dog": 40, "eel": 9}, **THRESHOLDS)["blessed"]
+    assert decide(candidate, served, {"cat": 50, "dog": 40, "eel": 9}, **THRESHOLDS)["blessed"]
+    # a drop of exactly the allowed amount passes; a hair more does not
+    edge = metrics(0.66, {"cat": 0.95, "dog": 0.60, "eel": 0.80})
+    assert decide(edge, served, {"cat": 50, "dog": 40, "eel": 12}, **THRESHOLDS)["blessed"]
+    assert not decide(metrics(0.66, {"cat": 0.95, "dog": 0.60, "eel": 0.7999}), served,
+                      {"cat": 50, "dog": 40, "eel": 12}, **THRESHOLDS)["blessed"]
 
 
-def test_value_and_change_thresholds_name_both_numbers():
+def test_value_and_change_thresholds_name_the_numbers_compared_and_their_source():
     served = metrics(0.70, {"cat": 0.7})
-    verdict = decide(False, metrics(0.42, {"cat": 0.42}), served, {"cat": 30}, **THRESHOLDS)
-    assert verdict["reasons"][:2] == [
-        "mAP@0.5 0.420 is below the value threshold 0.5 (TFMA Evaluator)",
-        "mAP@0.5 0.420 vs served 0.700: a change of -0.280, below the least allowed -0.010 (max_map50_drop)"]
-    first = decide(True, metrics(0.55, {"cat": 0.55}), None, {"cat": 30}, **THRESHOLDS)
+    verdict = decide(metrics(0.42, {"cat": 0.42}), served, {"cat": 30}, **THRESHOLDS)
+    assert verdict["reasons"] == [
+        "mAP@0.5 0.420 is below the value threshold 0.5 (min_map50; pycocotools, eval split: mean over 1 class with "
+        "eval boxes)",
+        "mAP@0.5 0.420 vs served 0.700: a change of -0.280, below the least allowed -0.010 (max_map50_drop; "
+        "pycocotools, eval split)",
+        "class 'cat' AP@0.5 0.420 vs served 0.700 (30 eval boxes): a change of -0.280, below the least allowed "
+        "-0.100 (max_class_ap50_drop; pycocotools, eval split)"]
+    first = decide(metrics(0.55, {"cat": 0.55}), None, {"cat": 30}, **THRESHOLDS)
     assert first["blessed"] and first["reasons"] == [] and "baseline_map50" not in first
+    assert decide(metrics(0.5, {"cat": 0.5}), None, {"cat": 30}, **THRESHOLDS)["blessed"]  # the bar itself passes
 
 
-def test_boxes_per_class_counts_the_eval_truth():
-    truth = [{"labels": [0, 1, 1]}, {"labels": []}, {"labels": [1]}]
-    assert boxes_per_class(truth, {0: "cat", 1: "dog"}) == {"cat": 1, "dog": 3}
+def test_a_class_absent_from_the_eval_split_is_left_out_not_counted_as_zero():
+    """The tree-crown case: three classes, an eval split holding only one of them. COCO's mean over the classes with
+    eval boxes is 0.51, which meets a 0.5 bar; the absent classes are named, not averaged in as 0."""
+    candidate = metrics(0.51, {"Tree": 0.51})  # pycocotools' per-class list has the classes with eval boxes only
+    verdict = decide(candidate, None, {"Alive": 0, "Dead": 0, "Tree": 900}, **THRESHOLDS)
+    assert verdict["blessed"] and verdict["classes_without_eval_boxes"] == ["Alive", "Dead"]
+    assert verdict["map_definition"] == ("pycocotools, eval split: mean over 1 class with eval boxes, 'Alive', 'Dead' "
+                                         "without eval boxes left out")
+    refused = decide(metrics(0.49, {"Tree": 0.49}), None, {"Alive": 0, "Dead": 0, "Tree": 900}, **THRESHOLDS)
+    assert refused["reasons"] == [
+        "mAP@0.5 0.490 is below the value threshold 0.5 (min_map50; pycocotools, eval split: mean over 1 class with "
+        "eval boxes, 'Alive', 'Dead' without eval boxes left out)"]
+    # served and candidate compared on the classes present only: the absent ones cannot regress
+    served = metrics(0.45, {"Tree": 0.45})
+    assert decide(candidate, served, {"Alive": 0, "Dead": 0, "Tree": 900}, **THRESHOLDS)["per_class_ap50"] == {
+        "Tree": {"candidate": 0.51, "baseline": 0.45, "eval_boxes": 900}}
+
+
+def test_an_eval_split_without_boxes_blesses_nothing():
+    verdict = decide({"AP50": -1.0, "AP": -1.0, "per_class_AP50": {}}, None, {"cat": 0}, **THRESHOLDS)
+    assert verdict["reasons"] == ["the eval split has no boxes: there is nothing to judge the candidate by"]
+
+
+def test_a_number_just_below_the_bar_is_never_printed_as_the_bar():
+    verdict = decide(metrics(0.49996, {"cat": 0.49996}), None, {"cat": 30}, **THRESHOLDS)
+    assert verdict["reasons"][0].startswith("mAP@0.5 0.49996 is below the value threshold 0.5 ")
+    assert shown(0.4996, 0.5) == "0.4996" and shown(0.42, 0.5) == "0.420" and shown(0.5, 0.5) == "0.500"
+    assert shown(-0.0101, -0.01, signed=True) == "-0.0101" and shown(0.2, -0.01, signed=True) == "+0.200"
+    assert shown(0.4999999999, 0.5) == repr(0.4999999999)
+
+
+@pytest.mark.parametrize("labels, expected", [
+    ([[0, 1, 1], [], [1]], {"cat": 1, "dog": 3, "eel": 0}),
+    ([[], []], {"cat": 0, "dog": 0, "eel": 0}),
+])
+def test_boxes_per_class_counts_the_eval_truth_with_absent_classes_as_zero(labels, expected):
+    truth = [{"labels": image} for image in labels]
+    assert boxes_per_class(truth, {0: "cat", 1: "dog", 2: "eel"}) == expected

@@ -27,6 +27,7 @@ def main(data_dir: str, out: str) -> None:
     strategy = get_strategy("multi_worker")
     fn_args = types.SimpleNamespace(
         train_files=[os.path.join(data_dir, "train-*.tfrecord")], train_steps=4, transform_graph_path=None,
+        model_run_dir=os.path.join(os.path.dirname(out), "Trainer", "model_run", "1"),
         custom_config={"model_config": "tiny", "num_classes": 5, "batch_size": 4, "learning_rate": 1e-3,
                        "distribution": "multi_worker"})
     initial = InitialWeights()

@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pytest
 
-from components import span_registry
+from tfdet.dataio import spans
 from models.trainer import train, window_files
 
 WORKER = os.path.join(os.path.dirname(__file__), "mwms_worker.py")
@@ -63,11 +63,11 @@ def test_window_files_add_the_accepted_spans_before_the_newest(tmp_path):
     for span in (1, 2, 3):
         uris[span] = str(tmp_path / "ExampleGen" / "examples" / str(span))
         os.makedirs(os.path.join(uris[span], "Split-train"))
-        span_registry.register(registry, span, 0, uris[span], {"train": 1})
+        spans.register(registry, span, 0, uris[span], {"train": 1})
     fn_args = types.SimpleNamespace(train_files=[os.path.join(uris[3], "Split-train", "*")])
-    files, spans = window_files(fn_args, {"window_spans": 2, "accepted_spans_dir": registry})
+    files, window = window_files(fn_args, {"window_spans": 2, "accepted_spans_dir": registry})
     assert files == [os.path.join(uris[3], "Split-train", "*"), os.path.join(uris[2], "Split-train", "*")]
-    assert [s["span"] for s in spans] == [3, 2]
+    assert [s["span"] for s in window] == [3, 2]
     assert window_files(fn_args, {"window_spans": 1, "accepted_spans_dir": registry}) == (fn_args.train_files, [])
 
 
@@ -76,6 +76,7 @@ def test_mirrored_training_on_one_machine_records_its_strategy(default_data, tmp
     """The Kubeflow default (mirrored over the pod's devices; here the one CPU) through train()."""
     fn_args = types.SimpleNamespace(
         train_files=[os.path.join(default_data, "train-*.tfrecord")], train_steps=2, transform_graph_path=None,
+        model_run_dir=str(tmp_path / "Trainer" / "model_run" / "1"),
         custom_config={"model_config": "tiny", "num_classes": 5, "batch_size": 2, "distribution": "mirrored"})
     model, record = train(fn_args)
     assert record["distribution"] == {"strategy": "MirroredStrategy", "replicas": 1}
@@ -95,6 +96,7 @@ def test_warm_start_survives_a_class_count_change(default_data, tmp_path):
     export_saved_model(served, str(tmp_path / "serving" / "1"))
     fn_args = types.SimpleNamespace(
         train_files=[os.path.join(default_data, "train-*.tfrecord")], train_steps=2, transform_graph_path=None,
+        model_run_dir=str(tmp_path / "Trainer" / "model_run" / "1"),
         custom_config={"model_config": "tiny", "num_classes": 5, "batch_size": 2})
     fn_args.train_steps = 1  # with a learning rate of 0: compare the weights as restored
     fn_args.custom_config = dict(fn_args.custom_config, num_classes=7, warm_start_dir=str(tmp_path / "serving"),

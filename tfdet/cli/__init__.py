@@ -1,13 +1,13 @@
-"""The ``tfdet`` console command.
+"""tfdet: one-stage object detection in TensorFlow, from your annotations to a served model.
 
-    tfdet convert coco|voc|records ...     annotations -> validated TFRecords
-    tfdet generate --root data             the embedded default dataset
+    tfdet convert coco|voc|records|images ...   annotations -> validated TFRecords
+    tfdet generate --root data                  the embedded default dataset
     tfdet inspect "data/default/span-1/train-*.tfrecord"
-    tfdet models                           the zoo
-    tfdet train CONFIG --data ... --work-dir runs/x
+    tfdet models                                the zoo
+    tfdet train CONFIG --data ... --work-dir runs/x [--load-from DETECTOR] [--seed N]
     tfdet predict MODEL IMAGES... --out DIR
     tfdet evaluate MODEL --data ...
-    tfdet export WORK_DIR --format saved_model|tflite --out ...
+    tfdet export MODEL --format saved_model|tflite --out ...
     tfdet weights list|fetch|convert
 
 ``tfdet <command> --help`` shows each command's options and examples.
@@ -29,8 +29,9 @@ from tfdet.cli.data import inspect_records  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfdet", description=__doc__.split("\n\n")[0] + " of tfdet, one-stage "
-                                     "object detection in TensorFlow")
+    summary, usage = __doc__.split("\n\n")[:2]
+    parser = argparse.ArgumentParser(prog="tfdet", description=summary, epilog="commands:\n" + usage.replace(
+        "    tfdet", "  tfdet") + "\n\n" + __doc__.split("\n\n")[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (data, models, weights):
         module.add_commands(commands)

@@ -128,11 +128,12 @@ def _print_report(report, output: str, prefix: str) -> None:
 def _existing_classes(output: str) -> Optional[List[str]]:
     """The class names of ``output/label_map.json`` in id order (None without one), so that a second split
     gets the ids the first one got; ids must run 0..n-1."""
-    path = os.path.join(output, "label_map.json")
-    if not os.path.exists(path):
+    from tfdet.dataio.label_map import label_map_path, read_label_map
+
+    path = label_map_path(output)
+    label_map = read_label_map(path)
+    if not label_map:
         return None
-    with open(path) as handle:
-        label_map = {int(k): v for k, v in json.load(handle).items()}
     if sorted(label_map) != list(range(len(label_map))):
         raise ValueError(f"{path} has ids {sorted(label_map)}, not 0..{len(label_map) - 1}; pass --classes")
     print(f"classes from {path}: {', '.join(label_map[i] for i in range(len(label_map)))}")
@@ -197,17 +198,16 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def inspect_records(pattern: str, size: int = 512, batch_size: int = 4,
-                    label_map_path: Optional[str] = None) -> dict:
+                    label_map_file: Optional[str] = None) -> dict:
     """Streams ``pattern`` through the seed's Step 02 pipeline and summarises it.
 
     Returns a dict with examples, boxes, boxes per class, empty images,
     batch shapes and the throughput in images per second.
     """
-    import glob
-
     import numpy as np
     import tensorflow as tf
 
+    from tfdet.dataio.label_map import label_map_beside, read_label_map
     from tfdet.dataio.pipeline import pipeline
     from tfdet.dataio.record_files import find_damaged_file
     from tfdet.dataio.steps.source import InputReadRecordFiles
@@ -220,13 +220,7 @@ def inspect_records(pattern: str, size: int = 512, batch_size: int = 4,
     ]
     keep = ("image", "bboxes", "labels", "mask")
     dataset = pipeline(steps).map(lambda e: {k: e[k] for k in keep}).padded_batch(batch_size)
-    if label_map_path is None:
-        beside = [os.path.join(os.path.dirname(p), "label_map.json") for p in glob.glob(pattern)]
-        label_map_path = next((p for p in beside if os.path.exists(p)), None)
-    names = {}
-    if label_map_path:
-        with open(label_map_path) as handle:
-            names = {int(k): v for k, v in json.load(handle).items()}
+    names = read_label_map(label_map_file) if label_map_file else (label_map_beside(pattern) or {})
     examples = boxes = empty = 0
     per_class: dict = {}
     first_shapes = None

@@ -38,7 +38,9 @@ def add_commands(commands) -> None:
         **_examples("tfdet train cpu_small --data 'data/default/span-1/train-*.tfrecord' "
                     "--eval-data 'data/default/span-1/eval-*.tfrecord' --work-dir runs/cpu_small",
                     "tfdet train retinanet_resnet50_fpn_cpu --data 'trees/train-*.tfrecord' --epochs 60 "
-                    "--work-dir runs/trees --set backbone.frozen_stages=3",
+                    "--work-dir runs/trees --set backbone.frozen_stages=3 --seed 0",
+                    "tfdet train cpu_small --data 'mine/train-*.tfrecord' --work-dir runs/mine "
+                    "--load-from tfx_pipeline_output/serving_model/tfdet/1796443182   # fine-tune a served model",
                     "(run the same command again after an interruption: it resumes; tensorboard --logdir runs)"))
     train.add_argument("config", help="a zoo model (tfdet models) or a .py config file with MODEL, TRAIN, train_steps")
     train.add_argument("--data", required=True, help="TFRecord glob of the training split")
@@ -46,12 +48,17 @@ def add_commands(commands) -> None:
     train.add_argument("--work-dir", required=True, help="checkpoints, logs and the SavedModel go here")
     train.add_argument("--num-classes", type=int, default=None,
                        help="default: the label_map.json beside --data, else the config's")
-    train.add_argument("--epochs", type=int, default=None, help="default: the config's recipe")
+    train.add_argument("--epochs", type=int, default=None, help="passes over the data (default: the config's recipe)")
+    train.add_argument("--steps", type=int, default=None, help="optimizer steps instead of --epochs")
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--eval-every", type=int, default=1, help="COCO evaluation every N epochs")
     train.add_argument("--no-pretrained", action="store_true", help="do not load the config's pretrained weights")
     train.add_argument("--pretrained", default=None, help="a backbone checkpoint (file or keras:/timm:/torchvision:)")
+    train.add_argument("--load-from", default=None, metavar="DETECTOR",
+                       help="start from a trained detector: a work dir, an exported or served SavedModel (a new "
+                            "class count re-initialises only the class logits)")
+    train.add_argument("--seed", type=int, default=None, help="the same seed, config and data give the same model")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set head.stacked_convs=2")
     train.set_defaults(handler=_train)
@@ -63,7 +70,9 @@ def add_commands(commands) -> None:
     predict.add_argument("model", help="a SavedModel or a tfdet work dir")
     predict.add_argument("images", nargs="+", help="JPEG or PNG files")
     predict.add_argument("--out", required=True, help="folder for the drawn images and detections.json")
-    predict.add_argument("--score-thr", type=float, default=0.3, help="draw and keep detections from this score")
+    predict.add_argument("--score-thr", type=float, default=0.3,
+                         help="draw and keep detections from this score (not below the one the model was exported "
+                              "with: tfdet export --score-thr lowers that)")
     predict.add_argument("--batch-size", type=int, default=4)
     predict.set_defaults(handler=_predict)
 
@@ -77,13 +86,17 @@ def add_commands(commands) -> None:
     evaluate.set_defaults(handler=_evaluate)
 
     export = commands.add_parser(
-        "export", help="export a work dir's model as a SavedModel or TFLite",
+        "export", help="export a trained detector as a SavedModel or TFLite",
         **_examples("tfdet export runs/cpu_small --format saved_model --out serving/cpu_small/1",
-                    "tfdet export runs/cpu_small --format tflite --out cpu_small.tflite --quantization float16"))
-    export.add_argument("work_dir", help="a tfdet work dir (its newest checkpoint is exported)")
+                    "tfdet export runs/cpu_small --format tflite --out cpu_small.tflite --quantization float16",
+                    "tfdet export tfx_pipeline_output/serving_model/tfdet/1796443182 --format tflite --out served.tflite"))
+    export.add_argument("model", help="a tfdet work dir (its newest checkpoint) or a SavedModel tfdet exported "
+                                      "(e.g. a version the pipeline pushed)")
     export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
     export.add_argument("--out", required=True, help="the SavedModel folder or the .tflite file")
     export.add_argument("--quantization", choices=("float16", "dynamic_int8"), default=None, help="tflite only")
+    export.add_argument("--score-thr", type=float, default=None, help="keep detections from this score (default: "
+                                                                      "the model's test_cfg, 0.05)")
     export.set_defaults(handler=_export)
 
 
@@ -103,11 +116,11 @@ def _train(args: argparse.Namespace) -> int:
 
     pretrained = False if args.no_pretrained else args.pretrained
     result = train_detector(args.config, args.data, args.work_dir, eval_data=args.eval_data,
-                            num_classes=args.num_classes, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.learning_rate, eval_every=args.eval_every, pretrained=pretrained,
-                            overrides=_pairs(args.set))
-    if result["resumed_from"]:
-        print(f"resumed from {result['resumed_from']}")
+                            num_classes=args.num_classes, epochs=args.epochs, steps=args.steps,
+                            batch_size=args.batch_size, learning_rate=args.learning_rate, eval_every=args.eval_every,
+                            pretrained=pretrained, load_from=args.load_from, overrides=_pairs(args.set),
+                            seed=args.seed)
+    print(f"trained {result['steps']} steps ({result['initialisation']})")
     if "metrics" in result:
         metrics = result["metrics"]
         print(f"COCO on {args.eval_data}: mAP {metrics['AP']:.4f}, mAP@0.5 {metrics['AP50']:.4f}")
@@ -133,10 +146,17 @@ def _predict(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from tfdet.evaluation.coco import coco_results
+    from tfdet.export.saved_model import read_model_card
     from tfdet.training.work_dir import class_names_of, saved_model_dir
     from tfdet.visualization import draw_detections
 
-    serve = tf.saved_model.load(saved_model_dir(args.model)).signatures["serving_images"]
+    exported = saved_model_dir(args.model)
+    floor = ((read_model_card(exported) or {}).get("test_cfg") or {}).get("score_thr")
+    if floor is not None and args.score_thr < floor:
+        raise ValueError(f"--score-thr {args.score_thr} is below {floor}, the score the model was exported to keep "
+                         f"detections from: lower scores are not in its output. Export it again with that threshold "
+                         f"(tfdet export {args.model} --score-thr {args.score_thr} --out DIR) and predict with DIR")
+    serve = tf.saved_model.load(exported).signatures["serving_images"]
     names = class_names_of(args.model)
     os.makedirs(args.out, exist_ok=True)
     found, images, failed = [], [], 0
@@ -174,7 +194,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from tfdet.evaluation import COCO_METRIC_NAMES
-    from tfdet.evaluation.saved_model import evaluate_saved_model, read_records
+    from tfdet.dataio.record_files import read_records
+    from tfdet.evaluation.saved_model import evaluate_saved_model
     from tfdet.training.work_dir import class_names_of, saved_model_dir
 
     names = class_names_of(args.model)
@@ -197,15 +218,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from tfdet.export import export_saved_model
     from tfdet.export.tflite import export_tflite
-    from tfdet.training.work_dir import LABEL_MAP, read_label_map, restore_work_dir
+    from tfdet.training.work_dir import class_names_of, load_trained_detector
 
-    model = restore_work_dir(args.work_dir)
+    model = load_trained_detector(args.model)
+    names = class_names_of(args.model)
     if args.format == "tflite":
-        path = export_tflite(model, args.out, quantization=args.quantization)
+        path = export_tflite(model, args.out, quantization=args.quantization, score_thr=args.score_thr)
         print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB (input uint8 [1, {model.config.input_size[0]}, "
               f"{model.config.input_size[1]}, 3])")
     else:
-        label_map = os.path.join(args.work_dir, LABEL_MAP)
-        names = read_label_map(label_map) if os.path.exists(label_map) else None
-        print(export_saved_model(model, args.out, class_names=names or None))
+        print(export_saved_model(model, args.out, score_thr=args.score_thr, class_names=names or None))
     return 0

@@ -13,11 +13,11 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from tfdet.dataio.label_map import label_map_path, read_label_map, write_label_map
 from tfdet.dataio.records import EncodedRecord, RecordError, encode_record
 from tfdet.dataio.workers import ordered_map
 from tfdet.files import write_json
 
-LABEL_MAP_FILE = "label_map.json"
 _INLINE_BELOW = 32  # records; a process pool costs more than it saves below this
 _TEMP_SUFFIX = ".tmp"
 
@@ -127,13 +127,6 @@ def _files_of_prefix(output_dir: str, prefix: str) -> Tuple[List[str], List[str]
     return shards, temps
 
 
-def _load_label_map(path: str) -> Dict[int, str]:
-    if not os.path.exists(path):
-        return {}
-    with open(path) as handle:
-        return {int(k): v for k, v in json.load(handle).items()}
-
-
 def convert_dataset_to_tfrecord(
     dataset: Iterable[Mapping[str, Any]],
     num_shards: int = 16,
@@ -200,10 +193,10 @@ def convert_dataset_to_tfrecord(
         raise ValueError(f"prefix must be a plain file-name prefix (letters, digits, '_', '.', '-'), got {prefix!r}")
     started = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)
-    label_map_path = os.path.join(output_dir, LABEL_MAP_FILE)
+    existing = label_map_path(output_dir)
     labels = _LabelMap()
-    for label_id, name in _load_label_map(label_map_path).items():
-        labels.add(label_id, name, f"{label_map_path}, the ids this folder's other splits use")
+    for label_id, name in read_label_map(existing).items():
+        labels.add(label_id, name, f"{existing}, the ids this folder's other splits use")
     for label_id, name in (label_map or {}).items():
         labels.add(int(label_id), name, "the label_map argument", image_path="the label_map argument")
 
@@ -270,6 +263,6 @@ def convert_dataset_to_tfrecord(
     report.duplicate_source_ids = {k: v for k, v in source_ids.items() if len(v) > 1}
     report.label_map = dict(sorted(labels.names.items()))
     report.seconds = round(time.perf_counter() - started, 3)
-    write_json(label_map_path, {str(k): v for k, v in report.label_map.items()})
+    write_label_map(output_dir, report.label_map)
     write_json(os.path.join(output_dir, f"{prefix}-report.json"), report.to_dict())
     return report

@@ -1,4 +1,8 @@
-"""Checks of TFRecord files that name the broken file.
+"""TFRecord files: finding them, reading them (compression told by their names), and naming a broken one.
+
+:func:`match_files`, :func:`compression_of`, :func:`read_records` and :func:`count_records` are the one place
+that turns a pattern (comma-separated globs, local or ``gs://``) into records: GZIP when every file ends in
+``.gz`` (as TFX's ExampleGen writes them), uncompressed otherwise.
 
 TensorFlow reports a damaged file as ``DataLossError: truncated record at N``
 without saying which of the files it was reading. A TFRecord file is a chain
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -28,6 +32,40 @@ class DamagedRecordFile(ValueError):
         self.path = path
         super().__init__(f"{path}: {detail}; the file is damaged (cut short by an interrupted copy or "
                          f"conversion?): copy or convert it again, or leave it out of the pattern")
+
+
+def match_files(pattern: Union[str, Sequence[str]]) -> List[str]:
+    """The files of ``pattern`` (comma-separated globs, or a list of them), sorted, each once.
+
+    Raises:
+        FileNotFoundError: nothing matches.
+    """
+    parts = pattern.split(",") if isinstance(pattern, str) else list(pattern)
+    files = sorted({path for part in parts for path in tf.io.gfile.glob(part.strip())})
+    if not files:
+        raise FileNotFoundError(f"no files match {pattern!r}; convert your data with tfdet convert first")
+    return files
+
+
+def compression_of(files: Sequence[str]) -> str:
+    """``"GZIP"`` when every file ends in ``.gz`` (TFX's ExampleGen output), else ``""``."""
+    return "GZIP" if files and all(path.endswith(".gz") for path in files) else ""
+
+
+def iter_records(pattern: Union[str, Sequence[str]]) -> Iterator[bytes]:
+    """Every serialized record of the files of ``pattern``, in file order."""
+    files = match_files(pattern)
+    return tf.data.TFRecordDataset(files, compression_type=compression_of(files)).as_numpy_iterator()
+
+
+def read_records(pattern: Union[str, Sequence[str]]) -> List[bytes]:
+    """Every serialized record of the files of ``pattern`` (see :func:`match_files`), in file order."""
+    return list(iter_records(pattern))
+
+
+def count_records(pattern: Union[str, Sequence[str]]) -> int:
+    """How many records the files of ``pattern`` hold (read, not parsed)."""
+    return sum(1 for _ in iter_records(pattern))
 
 
 def is_local(path: str) -> bool:

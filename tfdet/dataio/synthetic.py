@@ -189,32 +189,34 @@ def generate_default_dataset(
     Returns:
         Span number -> the span's TFRecord directory.
     """
+    from tfdet.dataio.spans import span_dir
     from tfdet.dataio.converter import convert_dataset_to_tfrecord
+    from tfdet.dataio.label_map import label_map_path
 
     out = {}
     for span in spans:
-        span_dir = os.path.join(root, name, f"span-{span}")
+        span_folder = span_dir(os.path.join(root, name), span)
         manifest = {"generator_version": GENERATOR_VERSION, "span": span, "num_train": num_train,
                     "num_eval": num_eval, "num_shards": num_shards, "seed": seed, "classes": list(CLASSES)}
         if num_unlabelled:
             manifest["num_unlabelled"] = num_unlabelled
-        manifest_path = os.path.join(span_dir, "manifest.json")
-        out[span] = span_dir
+        manifest_path = os.path.join(span_folder, "manifest.json")
+        out[span] = span_folder
         if not force and os.path.exists(manifest_path):
             with open(manifest_path) as handle:
                 if json.load(handle) == manifest:
                     continue
-        if os.path.exists(os.path.join(span_dir, "label_map.json")):
-            os.remove(os.path.join(span_dir, "label_map.json"))
+        if os.path.exists(label_map_path(span_folder)):
+            os.remove(label_map_path(span_folder))
         for split, count, offset in (("train", num_train, 0), ("eval", num_eval, 1),
                                      ("unlabelled", num_unlabelled, 2)):
             if not count:
                 continue
-            image_dir = os.path.join(root, name, "images", f"span-{span}", split)
+            image_dir = os.path.join(span_dir(os.path.join(root, name, "images"), span), split)
             records = generate_records(image_dir, count, seed + 1000 * span + offset)
             if split == "unlabelled":
                 records = [dict(record, bboxes=[], labels=[]) for record in records]
-            convert_dataset_to_tfrecord(records, num_shards=num_shards, output_dir=span_dir, prefix=split,
+            convert_dataset_to_tfrecord(records, num_shards=num_shards, output_dir=span_folder, prefix=split,
                                         num_classes=len(CLASSES), show_progress=show_progress)
         with open(manifest_path, "w") as handle:
             json.dump(manifest, handle, indent=2)

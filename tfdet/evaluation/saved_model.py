@@ -27,15 +27,6 @@ def ground_truth(records: Sequence[bytes]) -> List[Dict[str, Any]]:
     return truth
 
 
-def read_records(pattern: str) -> List[bytes]:
-    """Every serialized example of the files matching ``pattern`` (comma-separated globs; GZIP for .gz)."""
-    files = sorted({f for part in pattern.split(",") for f in tf.io.gfile.glob(part.strip())})
-    if not files:
-        raise FileNotFoundError(f"no files match {pattern!r}")
-    compression = "GZIP" if all(f.endswith(".gz") for f in files) else ""
-    return list(tf.data.TFRecordDataset(files, compression_type=compression).as_numpy_iterator())
-
-
 def saved_model_detections(saved_model_dir: str, records: Sequence[bytes], truth: Sequence[Mapping[str, Any]],
                            batch_size: int = 8) -> List[Dict[str, Any]]:
     """The SavedModel's detections (pixels of each image) for serialized examples, in coco_metrics' format."""

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import tensorflow as tf
 
 from tfdet.dataio import features
+from tfdet.dataio.label_map import write_label_map
 from tfdet.dataio.image_format import DEFAULT_MAX_PIXELS
 from tfdet.models.preprocessing import boxes_to_original
 
@@ -111,6 +112,18 @@ class _DetectorModule(tf.Module):
         return outputs
 
 
+MODEL_CARD = "tfdet_model.json"
+
+
+def read_model_card(export_dir: str) -> Optional[Dict[str, Any]]:
+    """The ``tfdet_model.json`` of a SavedModel tfdet exported (model config, test_cfg), None without one."""
+    path = os.path.join(export_dir, MODEL_CARD)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)
+
+
 def without_keras_traces():
     """A context in which SavedModels leave out Keras' per-layer call traces (``model.save(save_traces=False)``).
 
@@ -151,6 +164,10 @@ def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None
         class_names: id -> name, saved as ``label_map.json`` in ``export_dir``
             (``tfdet predict`` labels its drawings with it).
 
+    Beside the SavedModel, ``tfdet_model.json`` records the model config and the test settings it was exported
+    with, so that the exported model can be rebuilt (``tfdet export SAVED_MODEL --format tflite``, fine-tuning with
+    ``load_from``) and ``tfdet predict`` knows the lowest score it can show.
+
     Returns:
         ``export_dir``.
 
@@ -169,6 +186,9 @@ def export_saved_model(model, export_dir: str, score_thr: Optional[float] = None
     with without_keras_traces():
         tf.saved_model.save(module, export_dir, signatures=signatures)
     if class_names:
-        with open(os.path.join(export_dir, "label_map.json"), "w") as handle:
-            json.dump({str(k): v for k, v in sorted(class_names.items())}, handle, indent=2)
+        write_label_map(export_dir, class_names)
+    from tfdet.files import write_json
+
+    write_json(os.path.join(export_dir, MODEL_CARD), {
+        "model": model.config.to_dict(), "test_cfg": {**model.head.test_cfg, **overrides}, "max_pixels": max_pixels})
     return export_dir

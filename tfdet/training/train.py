@@ -1,14 +1,16 @@
-"""Training a detector from a config, end to end: what ``tfdet train`` runs (mmdetection's tools/train.py).
+"""Training a detector from a config, end to end: the one driver ``tfdet train`` and the TFX Trainer both run.
 
 ::
 
     from tfdet.training.train import train_detector
 
     result = train_detector("cpu_small", "data/default/span-1/train-*.tfrecord", "runs/cpu_small",
-                            eval_data="data/default/span-1/eval-*.tfrecord", epochs=20)
+                            eval_data="data/default/span-1/eval-*.tfrecord", epochs=20, seed=0)
 
-Checkpoints every epoch (rerunning the same call after an interruption resumes from the last one),
-COCO evaluation every ``eval_every`` epochs, TensorBoard logs, and the SavedModel at the end; see
+It resolves the config (a zoo name or a ``.py`` file), merges the recipe with what the caller changes, builds the
+detector under a ``tf.distribute`` strategy, starts it from a checkpoint of the work dir (resume), a trained detector
+(``load_from``: fine-tuning, the class count may change) or the config's pretrained backbone, trains with the
+config's input pipeline, evaluates with pycocotools and exports a SavedModel that carries its class names. See
 :mod:`tfdet.training.work_dir` for the folder's layout.
 """
 
@@ -16,100 +18,163 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 import tf_keras
 
+from tfdet.dataio.label_map import label_map_beside, write_label_map
 from tfdet.dataio.pipeline import pipeline, training_batches
+from tfdet.dataio.record_files import count_records
 from tfdet.evaluation import eval_dataset, evaluate_coco
 from tfdet.export import export_saved_model
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
 from tfdet.training.callbacks import CheckpointResume, CocoEvaluation
+from tfdet.training.distribute import distributed_batches, is_chief, strategy_name
 from tfdet.training.optimizers import build_optimizer
+from tfdet.training.reproducibility import seed_everything
 from tfdet.training.tensorboard import DetectionImages
 from tfdet.training.work_dir import (
     CHECKPOINTS,
     CONFIG,
     HISTORY,
-    LABEL_MAP,
     LOGS,
     SAVED_MODEL,
-    label_map_beside,
+    class_names_of,
+    detector_weights,
     load_spec,
     write_json,
 )
 from tfdet.zoo import configure
 
+# fit's epochs when the length is given in steps: a log line, a checkpoint and TensorBoard scalars every tenth
+MAX_STEP_EPOCHS = 10
 
-def count_records(pattern: str) -> int:
-    """Examples in the TFRecord files of ``pattern`` (read, not decoded)."""
-    files = sorted({f for part in pattern.split(",") for f in tf.io.gfile.glob(part.strip())})
-    if not files:
-        raise FileNotFoundError(f"no files match {pattern!r}; convert your data with tfdet convert first")
-    compression = "GZIP" if all(f.endswith(".gz") for f in files) else ""
-    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type=compression))
+
+def initialisation(config: Mapping[str, Any], load_from: Optional[str], resumed: Optional[str]) -> str:
+    """How the trained weights started: a resumed checkpoint, a trained detector, a pretrained backbone or nothing."""
+    if resumed:
+        return f"resumed from {resumed}"
+    if load_from:
+        return f"warm start from {load_from}"
+    checkpoint = (config["backbone"].get("init_cfg") or {}).get("checkpoint")
+    return f"pretrained backbone {checkpoint}" if checkpoint else "random init"
+
+
+def _schedule(data: str, batch_size: int, epochs: Optional[int], steps: Optional[int],
+              recipe: Mapping[str, Any]) -> tuple:
+    """(epochs, steps per epoch): ``steps`` in at most MAX_STEP_EPOCHS chunks, else epochs over the data."""
+    if steps is None and epochs is None and recipe.get("epochs") is None and recipe.get("steps") is not None:
+        steps = int(recipe["steps"])
+    if steps is not None:
+        chunks = max(1, min(MAX_STEP_EPOCHS, int(steps) // 10))
+        return chunks, max(1, int(steps) // chunks)
+    return int(epochs or recipe.get("epochs") or 12), max(1, math.ceil(count_records(data) / batch_size))
 
 
 def train_detector(config: str, data: str, work_dir: str, *, eval_data: Optional[str] = None,
-                   num_classes: Optional[int] = None, epochs: Optional[int] = None, batch_size: Optional[int] = None,
+                   num_classes: Optional[int] = None, class_names: Optional[Mapping[int, str]] = None,
+                   epochs: Optional[int] = None, steps: Optional[int] = None, batch_size: Optional[int] = None,
                    learning_rate: Optional[float] = None, eval_every: int = 1,
-                   pretrained: Union[bool, str, None] = None, overrides: Optional[Dict[str, Any]] = None,
-                   verbose: int = 1) -> Dict[str, Any]:
-    """Trains ``config`` (a zoo name or a config file) on ``data`` into ``work_dir``; resumes when it has checkpoints.
+                   pretrained: Union[bool, str, None] = None, load_from: Optional[str] = None,
+                   overrides: Optional[Dict[str, Any]] = None, seed: Optional[int] = None,
+                   strategy: Optional[tf.distribute.Strategy] = None,
+                   callbacks: Sequence[tf_keras.callbacks.Callback] = (), export: bool = True,
+                   verbose: Union[int, str] = 1) -> Dict[str, Any]:
+    """Trains ``config`` on ``data`` in ``work_dir``; a rerun after an interruption resumes from its checkpoints.
 
     Args:
         config: a zoo name (``tfdet.list_models()``) or a ``.py`` file with ``MODEL``, ``TRAIN``, ``train_steps``.
-        data, eval_data: TFRecord globs (``span-1/train-*.tfrecord``).
-        num_classes: default: the classes of the ``label_map.json`` beside ``data``, else the config's.
-        epochs, batch_size, learning_rate: default: the config's recipe.
-        eval_every: COCO evaluation (pycocotools) every this many epochs.
-        pretrained: as :func:`tfdet.create_model` (not fetched again when resuming).
+        data, eval_data: TFRecord globs, comma-separated for several (``span-1/train-*.tfrecord``; GZIP files
+            ending in ``.gz``, as TFX writes them, are read as such).
+        work_dir: checkpoints, logs, the config and the SavedModel go here.
+        num_classes: default: as many as ``class_names``, else the config's.
+        class_names: id -> name; default: the ``label_map.json`` beside ``data``, else that of ``load_from``.
+        epochs, steps: how long: ``epochs`` passes over the data, or ``steps`` optimizer steps; default: the
+            recipe's ``epochs``, else its ``steps``.
+        batch_size, learning_rate: default: the recipe's (``batch_size`` is global: split across replicas).
+        eval_every: COCO evaluation (pycocotools) of ``eval_data`` every this many epochs.
+        pretrained: as :func:`tfdet.create_model` (not fetched when resuming or loading a detector).
+        load_from: a trained detector to start from (a SavedModel, a served version, a work dir, a checkpoint);
+            the class logits start afresh when the class count differs; no warm-up then.
         overrides: config changes by dotted key (``{"backbone.frozen_stages": 2}``).
-        verbose: Keras' progress output (1: a progress bar per epoch).
+        seed: makes the run repeatable (see :func:`tfdet.training.reproducibility.seed_everything`).
+        strategy: a ``tf.distribute`` strategy (default: one device); only the chief writes the work dir's files.
+        callbacks: more Keras callbacks for ``fit``.
+        export: write the SavedModel (with its label map) to ``work_dir/saved_model``.
+        verbose: Keras' progress output (1: a bar per epoch, 2: a line per epoch).
 
     Returns:
-        ``history`` (per-epoch logs), ``metrics`` (final COCO metrics, when ``eval_data``),
-        ``saved_model`` (its path), ``resumed_from`` (the checkpoint, or None).
+        ``history`` (per-epoch logs: every loss the head names), ``metrics`` (final COCO metrics, with
+        ``eval_data``), ``saved_model``, ``resumed_from``, ``initialisation``, ``model`` (the trained detector),
+        ``steps``, ``batch_size``, ``seconds``, ``distribution``.
     """
+    seed_everything(seed)
     spec = load_spec(config)
-    label_map = label_map_beside(data) or {}
-    classes = num_classes or (len(label_map) if label_map else None)
-    model_config = configure(spec.MODEL, config, classes, pretrained, **(overrides or {}))
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    names = dict(class_names or label_map_beside(data) or (class_names_of(load_from) if load_from else {}))
+    model_config = configure(spec.MODEL, config, num_classes or (len(names) if names else None), pretrained,
+                             **(overrides or {}))
     recipe = dict(spec.TRAIN)
-    recipe.update({k: v for k, v in (("batch_size", batch_size), ("learning_rate", learning_rate)) if v})
-    epochs = int(epochs or recipe.get("epochs") or 12)
+    recipe.update({k: v for k, v in (("batch_size", batch_size), ("learning_rate", learning_rate)) if v is not None})
     batch = int(recipe["batch_size"])
-    steps_per_epoch = max(1, math.ceil(count_records(data) / batch))
+    epochs, steps_per_epoch = _schedule(data, batch, epochs, steps, recipe)
 
-    os.makedirs(work_dir, exist_ok=True)
-    resume = CheckpointResume(os.path.join(work_dir, CHECKPOINTS))
-    resumed = tf.train.latest_checkpoint(os.path.join(work_dir, CHECKPOINTS))
-    model = OneStageModel(ConfigOneStage(**model_config), load_pretrained=resumed is None).build_model()
-    model.compile(optimizer=build_optimizer(recipe, epochs * steps_per_epoch))
-    write_json(os.path.join(work_dir, CONFIG), {"config": config, "model": model.config.to_dict(), "recipe": recipe,
-                                                "data": data, "eval_data": eval_data, "epochs": epochs})
-    write_json(os.path.join(work_dir, LABEL_MAP), {str(k): v for k, v in label_map.items()})
+    tf.io.gfile.makedirs(work_dir)
+    checkpoints = os.path.join(work_dir, CHECKPOINTS)
+    resumed = tf.train.latest_checkpoint(checkpoints)
+    resume = CheckpointResume(checkpoints, save_to=None if chief else tempfile.mkdtemp(prefix="tfdet-worker-"))
+    start = initialisation(model_config, load_from, resumed)
+    with strategy.scope():
+        model = OneStageModel(ConfigOneStage(**model_config),
+                              load_pretrained=resumed is None and load_from is None).build_model()
+        reinitialised: List[str] = []
+        if load_from and not resumed:
+            from tfdet.weights.detector import restore_detector
+
+            reinitialised = restore_detector(model, detector_weights(load_from)).reinitialised
+        model.compile(optimizer=build_optimizer(recipe, epochs * steps_per_epoch, warmup=load_from is None))
+    if chief:
+        write_json(os.path.join(work_dir, CONFIG), {"config": config, "model": model.config.to_dict(),
+                                                    "recipe": recipe, "data": data, "eval_data": eval_data,
+                                                    "epochs": epochs, "steps_per_epoch": steps_per_epoch,
+                                                    "load_from": load_from, "seed": seed})
+        write_label_map(work_dir, names)
 
     size = model.config.input_size[0]
-    train = training_batches(pipeline(spec.train_steps(data, size)).repeat(), batch)
-    callbacks: list = [resume]
+
+    def make_dataset(num_shards: int, shard_index: int, per_replica_batch: int) -> tf.data.Dataset:
+        steps_config = spec.train_steps(data, size)
+        steps_config[0] = dict(steps_config[0], repeat=True, num_shards=num_shards, shard_index=shard_index)
+        return training_batches(pipeline(steps_config), per_replica_batch)
+
+    train = distributed_batches(strategy, batch, make_dataset)
+    fit_callbacks: list = [resume]
     evaluation = None
     if eval_data:
         evaluation = eval_dataset(eval_data, model.config.input_size, model.config.mean, model.config.std)
-        callbacks += [CocoEvaluation(evaluation, every_n_epochs=eval_every, label_map=label_map),
-                      DetectionImages(os.path.join(work_dir, LOGS), evaluation, label_map, every_n_epochs=eval_every)]
-    callbacks.append(tf_keras.callbacks.TensorBoard(os.path.join(work_dir, LOGS), update_freq="epoch"))
+        fit_callbacks += [CocoEvaluation(evaluation, every_n_epochs=eval_every, label_map=names),
+                          DetectionImages(os.path.join(work_dir, LOGS), evaluation, names,
+                                          every_n_epochs=eval_every)]
+    fit_callbacks += [tf_keras.callbacks.TensorBoard(os.path.join(work_dir, LOGS), update_freq="epoch"),
+                      *callbacks]
     started = time.perf_counter()
     history = model.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch, initial_epoch=resume.initial_epoch,
-                        callbacks=callbacks, verbose=verbose)
-    result: Dict[str, Any] = {"history": history.history, "seconds": round(time.perf_counter() - started, 1),
-                              "resumed_from": resumed, "steps_per_epoch": steps_per_epoch}
+                        callbacks=fit_callbacks, verbose=verbose)
+    result: Dict[str, Any] = {
+        "history": history.history, "seconds": round(time.perf_counter() - started, 1), "resumed_from": resumed,
+        "initialisation": start, "reinitialised_on_load": reinitialised, "steps": epochs * steps_per_epoch,
+        "batch_size": batch, "seed": seed, "class_names": names,
+        "distribution": {"strategy": strategy_name(strategy), "replicas": strategy.num_replicas_in_sync}}
     if evaluation is not None:
-        metrics = evaluate_coco(model, evaluation, label_map)
-        result["metrics"] = metrics
-    result["saved_model"] = export_saved_model(model, os.path.join(work_dir, SAVED_MODEL),
-                                               class_names=label_map or None)
-    write_json(os.path.join(work_dir, HISTORY), result)
+        result["metrics"] = evaluate_coco(model, evaluation, names)
+    if export and chief:
+        result["saved_model"] = export_saved_model(model, os.path.join(work_dir, SAVED_MODEL),
+                                                   class_names=names or None)
+    if chief:
+        write_json(os.path.join(work_dir, HISTORY), result)
+    result["model"] = model
     return result

@@ -18,9 +18,10 @@ import os
 from types import ModuleType
 from typing import Dict, Optional
 
+from tfdet.dataio.label_map import read_label_map
 from tfdet.files import write_json  # noqa: F401  (the work dir's writer)
 
-CONFIG, LABEL_MAP, HISTORY = "config.json", "label_map.json", "history.json"
+CONFIG, HISTORY = "config.json", "history.json"
 CHECKPOINTS, LOGS, SAVED_MODEL = "checkpoints", "logs", "saved_model"
 
 
@@ -41,22 +42,6 @@ def load_spec(config: str) -> ModuleType:
     return get_entry(config)
 
 
-def read_label_map(path: str) -> Dict[int, str]:
-    with open(path) as handle:
-        return {int(k): v for k, v in json.load(handle).items()}
-
-
-def label_map_beside(pattern: str) -> Optional[Dict[int, str]]:
-    """The ``label_map.json`` the converter wrote beside the shards of ``pattern`` (None without one)."""
-    import glob
-
-    for path in sorted(glob.glob(pattern.split(",")[0].strip())):
-        candidate = os.path.join(os.path.dirname(path), LABEL_MAP)
-        if os.path.exists(candidate):
-            return read_label_map(candidate)
-    return None
-
-
 def saved_model_dir(model: str) -> str:
     """A SavedModel directory from a SavedModel path or a work dir (its ``saved_model/``)."""
     for candidate in (model, os.path.join(model, SAVED_MODEL)):
@@ -66,24 +51,45 @@ def saved_model_dir(model: str) -> str:
                             f"tfdet train, or export its checkpoint with tfdet export)")
 
 
+def detector_weights(path: str) -> str:
+    """Where a trained detector's weights are: a SavedModel (a served version), a work dir (its newest checkpoint,
+    else its SavedModel), a folder of checkpoints or a checkpoint prefix."""
+    import tensorflow as tf
+
+    checkpoints = os.path.join(path, CHECKPOINTS)
+    if os.path.isdir(checkpoints) and tf.train.latest_checkpoint(checkpoints):
+        return checkpoints
+    if os.path.exists(os.path.join(path, SAVED_MODEL, "saved_model.pb")):
+        return os.path.join(path, SAVED_MODEL)
+    return path
+
+
 def class_names_of(model: str) -> Dict[int, str]:
-    """The label map saved with a SavedModel or work dir ({} when none was saved)."""
-    for candidate in (os.path.join(model, LABEL_MAP), os.path.join(saved_model_dir(model), LABEL_MAP)):
-        if os.path.exists(candidate):
-            return read_label_map(candidate)
+    """The label map saved with a SavedModel, a served version or a work dir ({} when none was saved)."""
+    for candidate in (model, os.path.join(model, SAVED_MODEL)):
+        found = read_label_map(candidate)
+        if found:
+            return found
     return {}
 
 
-def restore_work_dir(work_dir: str):
-    """The detector of a work dir, rebuilt from ``config.json`` with its newest checkpoint's weights."""
+def load_trained_detector(path: str):
+    """A trained detector rebuilt with its weights: a work dir (``config.json``, its newest checkpoint, else its
+    SavedModel) or a SavedModel tfdet exported (``tfdet_model.json``), such as a version the pipeline pushed."""
+    from tfdet.export.saved_model import read_model_card
     from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
     from tfdet.weights.detector import restore_detector
 
-    path = os.path.join(work_dir, CONFIG)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{work_dir}: no {CONFIG}; not a tfdet work dir")
-    with open(path) as handle:
-        config = json.load(handle)["model"]
+    work_dir_config = os.path.join(path, CONFIG)
+    if os.path.exists(work_dir_config):
+        with open(work_dir_config) as handle:
+            config = json.load(handle)["model"]
+    else:
+        card = read_model_card(path)
+        if card is None:
+            raise FileNotFoundError(f"{path}: neither a tfdet work dir ({CONFIG}) nor a SavedModel exported by tfdet "
+                                    f"(tfdet_model.json); pass a work dir of tfdet train, or a served version")
+        config = card["model"]
     model = OneStageModel(ConfigOneStage(**config), load_pretrained=False).build_model()
-    restore_detector(model, os.path.join(work_dir, CHECKPOINTS))
+    restore_detector(model, detector_weights(path))
     return model

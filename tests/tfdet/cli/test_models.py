@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfdet.evaluation.saved_model import evaluate_saved_model, read_records
+from tfdet.dataio.record_files import read_records
+from tfdet.evaluation.saved_model import evaluate_saved_model
 from tfdet.export.tflite import letterbox, run_tflite
 from tfdet.visualization import class_colour
 
@@ -58,7 +59,12 @@ def test_train_resume_predict_evaluate_export(default_data, tmp_path):
     images = sorted(os.path.join(default_data, "..", "images", "span-1", "eval", f)
                     for f in os.listdir(os.path.join(default_data, "..", "images", "span-1", "eval")))[:3]
     out = str(tmp_path / "predictions")
-    printed = tfdet("predict", work, *images, "--out", out, "--score-thr", "0.0").stdout
+    below = tfdet("predict", work, *images, "--out", out, "--score-thr", "0.01", check=False)
+    assert below.returncode == 2 and below.stderr.strip().splitlines()[-1] == (
+        f"tfdet predict: error: --score-thr 0.01 is below 0.05, the score the model was exported to keep detections "
+        f"from: lower scores are not in its output. Export it again with that threshold (tfdet export {work} "
+        f"--score-thr 0.01 --out DIR) and predict with DIR")
+    printed = tfdet("predict", work, *images, "--out", out, "--score-thr", "0.05").stdout
     assert "3 images" in printed
     detections = json.load(open(os.path.join(out, "detections.json")))
     assert detections and {d["image_id"] for d in detections} <= {0, 1, 2}

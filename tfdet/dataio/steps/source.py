@@ -7,7 +7,7 @@ from typing import Optional
 import tensorflow as tf
 
 from tfdet.dataio import features
-from tfdet.dataio.record_files import check_record_file, is_local
+from tfdet.dataio.record_files import check_record_file, compression_of, is_local, match_files
 from tfdet.dataio.steps.base import DatasetStep, Example, SourceStep
 from tfdet.registry import PIPELINE_STEPS
 
@@ -75,19 +75,17 @@ class InputReadRecordFiles(SourceStep):
 
     def files(self):
         """The matched files, sorted; raises FileNotFoundError when none match."""
-        found = sorted({path for pattern in self.pattern_file.split(",") for path in tf.io.gfile.glob(pattern.strip())})
-        if not found:
+        try:
+            return match_files(self.pattern_file)
+        except FileNotFoundError:
             raise FileNotFoundError(
                 f"InputReadRecordFiles: no files match pattern_file={self.pattern_file!r}; "
                 f"convert your data with convert_dataset_to_tfrecord or fix the pattern"
-            )
-        return found
+            ) from None
 
     def compression(self, files) -> str:
         """The compression type the files are read with."""
-        if self.compression_type == "auto":
-            return "GZIP" if all(path.endswith(".gz") for path in files) else ""
-        return self.compression_type
+        return compression_of(files) if self.compression_type == "auto" else self.compression_type
 
     def dataset(self) -> tf.data.Dataset:
         files = self.files()
