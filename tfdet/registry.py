@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, TypeVar
 
 T = TypeVar("T")
@@ -43,9 +44,10 @@ class Registry:
 
     Args:
         kind: what the registry holds, used in error messages (e.g. "backbone").
-        builtins: modules that register the built-in entries; they are imported
-            on the first lookup, so ``NECKS.build(...)`` works without importing
-            the module that defines the neck.
+        builtins: packages (or modules) whose modules register the built-in
+            entries; every module of them is imported on the first lookup, so
+            ``NECKS.build(...)`` works without importing the module that defines
+            the neck, and a new part is one file with its ``@REGISTRY.register``.
     """
 
     def __init__(self, kind: str, builtins: tuple = ()) -> None:
@@ -57,8 +59,11 @@ class Registry:
     def _load_builtins(self) -> None:
         if not self._builtins_loaded:
             self._builtins_loaded = True
-            for module in self._builtins:
-                importlib.import_module(module)
+            for name in self._builtins:
+                module = importlib.import_module(name)
+                for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
+                    if not info.name.startswith("_"):
+                        importlib.import_module(f"{name}.{info.name}")
 
     def register(self, name: Optional[str] = None, *, aliases: tuple = ()) -> Callable[[T], T]:
         """Decorator that registers a class or function under ``name``.
@@ -79,7 +84,8 @@ class Registry:
         return decorator
 
     def _add(self, key: str, obj: Callable[..., Any]) -> None:
-        clash = self._find(key)
+        # no scan of the built-ins here: a module registering its class is itself one of them, half imported
+        clash = self._find(key, load_builtins=False)
         if clash is not None and self._entries[clash] is not obj:
             raise RegistryError(
                 f"{self.kind} name {key!r} is already registered (as {clash!r}); "
@@ -87,8 +93,9 @@ class Registry:
             )
         self._entries[key] = obj
 
-    def _find(self, key: str) -> Optional[str]:
-        self._load_builtins()
+    def _find(self, key: str, load_builtins: bool = True) -> Optional[str]:
+        if load_builtins:
+            self._load_builtins()
         if key in self._entries:
             return key
         wanted = _normalise(key)
@@ -172,10 +179,9 @@ class Registry:
 BACKBONES = Registry("backbone", builtins=("tfdet.models.backbones",))
 NECKS = Registry("neck", builtins=("tfdet.models.necks",))
 HEADS = Registry("head", builtins=("tfdet.models.heads",))
-ASSIGNERS = Registry("assigner", builtins=("tfdet.core.assigners", "tfdet.core.atss_assigner",
-                                                  "tfdet.core.fcos_assigner"))
-SAMPLERS = Registry("sampler", builtins=("tfdet.core.samplers",))
-BOX_CODERS = Registry("box coder", builtins=("tfdet.core.box_coders",))
+ASSIGNERS = Registry("assigner", builtins=("tfdet.core",))
+SAMPLERS = Registry("sampler", builtins=("tfdet.core",))
+BOX_CODERS = Registry("box coder", builtins=("tfdet.core",))
 LOSSES = Registry("loss", builtins=("tfdet.models.losses",))
 PIPELINE_STEPS = Registry("pipeline step", builtins=("tfdet.dataio.steps",))
 

@@ -107,7 +107,7 @@ def _models(args: argparse.Namespace) -> int:
         entry = get_entry(name)
         pretrained = entry.MODEL["backbone"].get("init_cfg", {}).get("checkpoint", "-")
         print(f"{name:32s} {entry.MODEL['backbone']['name']:10s} pretrained {pretrained:26s} "
-              f"{(entry.__doc__ or '').strip().splitlines()[0]}")
+              f"{(entry.doc or '-').splitlines()[0]}")
     return 0
 
 

@@ -1,9 +1,9 @@
 """Detection building blocks without trainable weights: boxes, anchors, matching, coding, NMS.
 
-Importing this package registers the assigners, samplers and box coders.
+The assigners, samplers and box coders register themselves in their modules; the registries import every module of
+this package on first use, so a new one is one file.
 """
 
-from tfdet.core import assigners, atss_assigner, box_coders, fcos_assigner, samplers  # noqa: F401
 from tfdet.core.anchors import AnchorGenerator
 from tfdet.core.box_ops import box_area, pairwise_giou, pairwise_iou
 from tfdet.core.points import PointGenerator

@@ -77,7 +77,8 @@ def _schedule(data: str, batch_size: int, epochs: Optional[int], steps: Optional
 def train_detector(config: str, data: str, work_dir: str, *, eval_data: Optional[str] = None,
                    num_classes: Optional[int] = None, class_names: Optional[Mapping[int, str]] = None,
                    epochs: Optional[int] = None, steps: Optional[int] = None, batch_size: Optional[int] = None,
-                   learning_rate: Optional[float] = None, eval_every: int = 1,
+                   learning_rate: Optional[float] = None, recipe: Optional[Mapping[str, Any]] = None,
+                   eval_every: int = 1,
                    pretrained: Union[bool, str, None] = None, load_from: Optional[str] = None,
                    overrides: Optional[Dict[str, Any]] = None, seed: Optional[int] = None,
                    strategy: Optional[tf.distribute.Strategy] = None,
@@ -95,6 +96,7 @@ def train_detector(config: str, data: str, work_dir: str, *, eval_data: Optional
         epochs, steps: how long: ``epochs`` passes over the data, or ``steps`` optimizer steps; default: the
             recipe's ``epochs``, else its ``steps``.
         batch_size, learning_rate: default: the recipe's (``batch_size`` is global: split across replicas).
+        recipe: other changes to the config's ``TRAIN`` recipe (``{"warmup_steps": 100, "weight_decay": 0}``).
         eval_every: COCO evaluation (pycocotools) of ``eval_data`` every this many epochs.
         pretrained: as :func:`tfdet.create_model` (not fetched when resuming or loading a detector).
         load_from: a trained detector to start from (a SavedModel, a served version, a work dir, a checkpoint);
@@ -118,8 +120,8 @@ def train_detector(config: str, data: str, work_dir: str, *, eval_data: Optional
     names = dict(class_names or label_map_beside(data) or (class_names_of(load_from) if load_from else {}))
     model_config = configure(spec.MODEL, config, num_classes or (len(names) if names else None), pretrained,
                              **(overrides or {}))
-    recipe = dict(spec.TRAIN)
-    recipe.update({k: v for k, v in (("batch_size", batch_size), ("learning_rate", learning_rate)) if v is not None})
+    explicit = {k: v for k, v in (("batch_size", batch_size), ("learning_rate", learning_rate)) if v is not None}
+    recipe = {**spec.TRAIN, **(recipe or {}), **explicit}
     batch = int(recipe["batch_size"])
     epochs, steps_per_epoch = _schedule(data, batch, epochs, steps, recipe)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from types import ModuleType
 from typing import Dict, Optional
 
 from tfdet.dataio.label_map import read_label_map
@@ -25,20 +24,18 @@ CONFIG, HISTORY = "config.json", "history.json"
 CHECKPOINTS, LOGS, SAVED_MODEL = "checkpoints", "logs", "saved_model"
 
 
-def load_spec(config: str) -> ModuleType:
-    """A zoo entry by name, or a Python config file defining ``MODEL``, ``TRAIN`` and ``train_steps``."""
+def load_spec(config: str):
+    """A zoo entry by name, or a Python config file defining ``MODEL``, ``TRAIN`` and ``train_steps`` -- or naming a
+    zoo entry as its ``BASE`` and changing what it changes (see :mod:`tfdet.zoo`)."""
+    from tfdet.zoo import get_entry, resolve
+
     if config.endswith(".py"):
         if not os.path.exists(config):
             raise FileNotFoundError(f"config file {config} does not exist")
         spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(config))[0], config)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        missing = [name for name in ("MODEL", "TRAIN", "train_steps") if not hasattr(module, name)]
-        if missing:
-            raise ValueError(f"config file {config} lacks {', '.join(missing)}; see tfdet/zoo/*.py for the form")
-        return module
-    from tfdet.zoo import get_entry
-
+        return resolve(module, f"config file {config}")
     return get_entry(config)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from typing import Optional, Sequence
 
 import tensorflow as tf
@@ -58,7 +60,8 @@ class RandomResized(MapStep):
             inside the crop are dropped (boxes left with none always are).
         method: tf.image.resize method.
         p: probability of cropping; otherwise the whole image is resized.
-        seed: optional op seed.
+        seed: optional op seed; without one, a seed is drawn from Python's ``random`` when the step is made (so
+            a run seeded by :func:`tfdet.training.reproducibility.seed_everything` repeats its crops).
     """
 
     def __init__(self, height: int, width: int, scale: Sequence[float] = (0.08, 1.0),
@@ -78,6 +81,8 @@ class RandomResized(MapStep):
         self.height, self.width = int(height), int(width)
         self.scale, self.ratio = tuple(float(v) for v in scale), tuple(float(v) for v in ratio)
         self.min_visibility, self.method, self.crop_p, self.seed = min_visibility, method, float(p), seed
+        # deterministic kernels refuse this op's seed 0 (TensorFlow's "pick one at random")
+        self.op_seed = seed if seed else random.randint(1, 2 ** 31 - 1)
 
     def transform(self, example: Example) -> Example:
         shape = tf.shape(example["image"])
@@ -89,7 +94,7 @@ class RandomResized(MapStep):
             area_range=self.scale,
             max_attempts=10,
             use_image_if_no_bounding_boxes=True,
-            seed=self.seed or 0,
+            seed=self.op_seed,
         )
         offset, size = begin[:2], size[:2]
         if self.crop_p < 1.0:

@@ -1,4 +1,5 @@
-"""Heads, built by name from HEADS (importing this package registers them).
+"""Heads, built by name from HEADS; the registry imports every module of this package on first use,
+so a new one is one file with its registration.
 
 Every head follows the dense-head contract of :mod:`tfdet.models.heads.base`.
 """

@@ -1,4 +1,6 @@
-"""Losses, built by name from LOSSES (importing this package registers them)."""
+"""Losses, built by name from LOSSES; the registry imports every module of this package on first use,
+so a new one is one file with its registration.
+"""
 
 from tfdet.models.losses.cross_entropy import CrossEntropyLoss
 from tfdet.models.losses.focal import FocalLoss
