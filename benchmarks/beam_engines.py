@@ -66,7 +66,7 @@ def main() -> None:
     summary = {engine: {"beam_steps_seconds": [r["beam_steps_seconds"] for r in found],
                         "run_seconds": [r["run_seconds"] for r in found]} for engine, found in runs.items()}
     base = min(summary["direct"]["beam_steps_seconds"]) if "direct" in summary else None
-    for engine, row in summary.items():
+    for row in summary.values():
         if base:
             row["beam_steps_vs_direct"] = round(min(row["beam_steps_seconds"]) / base, 2)
     save("beam_engines.json", {"command": "make bench-beam", "data": "default (960 train, 120 eval, 40 unlabelled)",

@@ -136,7 +136,6 @@ def backbone_agreement(features_file: str) -> float:
     """Largest relative difference between KerasHub's loaded backbone and tfdet's (C2-C5 on the worker's input)."""
     import tensorflow as tf
 
-    import tfdet
 
     model = tfdet.create_model("retinanet_resnet50_fpn_cpu", num_classes=1, mixed_precision=None,
                                **{"backbone.input_size": (256, 256)})

@@ -20,6 +20,7 @@ from tfx import v1 as tfx
 
 from components.blessing_rules import boxes_per_class, decide
 from components.box_checks import split_files
+from tfdet.dataio.record_files import read_records
 from tfdet.evaluation import average_precision, coco_metrics
 from tfdet.evaluation.saved_model import ground_truth, saved_model_detections
 from tfdet.export.serving import latest_version
@@ -40,16 +41,15 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     serving_dir: tfx.dsl.components.Parameter[str],
     num_classes: tfx.dsl.components.Parameter[int],
-    min_map50: tfx.dsl.components.Parameter[float] = 0.5,
-    max_map50_drop: tfx.dsl.components.Parameter[float] = 0.01,
-    max_class_ap50_drop: tfx.dsl.components.Parameter[float] = 0.1,
-    min_class_boxes: tfx.dsl.components.Parameter[int] = 10,
+    min_map50: tfx.dsl.components.Parameter[float],
+    max_map50_drop: tfx.dsl.components.Parameter[float],
+    max_class_ap50_drop: tfx.dsl.components.Parameter[float],
+    min_class_boxes: tfx.dsl.components.Parameter[int],
     split: tfx.dsl.components.Parameter[str] = "eval",
 ) -> None:
     """Writes BLESSED / NOT_BLESSED and comparison.json (the verdict of :func:`components.blessing_rules.decide`)."""
     baseline_model = latest_version(serving_dir)
-    files = sorted(split_files(examples.uri, split))
-    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    records = read_records(split_files(examples.uri, split))
     truth = ground_truth(records)
     candidate = _metrics(os.path.join(model.uri, "Format-Serving"), records, truth, num_classes)
     baseline = _metrics(baseline_model, records, truth, num_classes) if baseline_model else None

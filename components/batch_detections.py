@@ -23,7 +23,9 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
 
+from components.box_checks import split_files
 from tfdet.dataio import features
+from tfdet.dataio.record_files import count_records, iter_records
 from tfdet.evaluation.coco import coco_results
 from tfdet.files import write_json
 
@@ -38,24 +40,15 @@ class Detections(Artifact):
     TYPE_NAME = "tfdet.Detections"
 
 
-def _feature(example: tf.train.Example, key: str, kind: str):
-    values = getattr(example.features.feature[key], kind).value
-    return values[0] if values else None
-
-
 def _log_rows(log) -> Dict[str, Any]:
     """One PredictionLog as the image's identity, validity and detection arrays."""
     request = log.predict_log.request.inputs
     (serialized,) = request[next(iter(request))].string_val
-    example = tf.train.Example.FromString(serialized)
-    source_id = _feature(example, features.SOURCE_ID, "bytes_list")
-    file_name = _feature(example, features.FILENAME, "bytes_list")
+    example = features.read_example(serialized)
     outputs = {key: tf.make_ndarray(value)[0] for key, value in log.predict_log.response.outputs.items()}
     error = np.reshape(outputs["error"], [-1])
-    return {"source_id": source_id.decode() if source_id else "",
-            "file_name": file_name.decode() if file_name else "",
-            "height": int(_feature(example, features.HEIGHT, "int64_list") or 0),
-            "width": int(_feature(example, features.WIDTH, "int64_list") or 0),
+    return {"source_id": example["source_id"], "file_name": example["filename"], "height": example["height"],
+            "width": example["width"],
             "valid": bool(outputs["valid"]), "error": error[0].decode() if error.size else "",
             "count": int(outputs["num_detections"]), "boxes": outputs["detection_boxes"],
             "scores": outputs["detection_scores"], "classes": outputs["detection_classes"]}
@@ -89,11 +82,10 @@ def read_prediction_logs(directory: str) -> List:
     """Every PredictionLog BulkInferrer wrote into ``directory`` (gzipped TFRecord shards)."""
     from tensorflow_serving.apis import prediction_log_pb2
 
-    files = sorted(tf.io.gfile.glob(os.path.join(directory, PREDICTION_LOGS_GLOB)))
-    if not files:
+    if not tf.io.gfile.glob(os.path.join(directory, PREDICTION_LOGS_GLOB)):
         return []
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()
-    return [prediction_log_pb2.PredictionLog.FromString(record) for record in records]
+    return [prediction_log_pb2.PredictionLog.FromString(record)
+            for record in iter_records(os.path.join(directory, PREDICTION_LOGS_GLOB))]
 
 
 def write_batch_detections(inference_dir: str, output_dir: str, blessed: bool, num_classes: int,
@@ -131,8 +123,8 @@ def BatchDetections(  # noqa: N802  (TFX components are named like classes)
 ) -> None:
     """COCO results of BulkInferrer's PredictionLogs (see the module docstring)."""
     blessed = bool(model_blessing.get_int_custom_property("blessed"))
-    files = tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*"))
-    images_in = sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    files = split_files(examples.uri, split)
+    images_in = count_records(files) if files else 0
     summary = write_batch_detections(inference_result.uri, detections.uri, blessed, num_classes, images_in)
     for key in ("images_in", "scored", "refused", "detections"):
         detections.set_int_custom_property(key, int(summary[key]))

@@ -1,4 +1,4 @@
-"""The blessing rules of CompareWithBaseline, TFX-free: a candidate is blessed only when it is good and nothing regressed.
+"""The blessing rules of CompareWithBaseline, TFX-free: a candidate is blessed when it is good and nothing regressed.
 
 Every number here is COCO's mAP as pycocotools computes it on the eval split: the mean over the classes that have
 eval boxes, so a class absent from the eval split is left out (and named), never counted as 0.
@@ -62,8 +62,8 @@ def decide(candidate: Dict[str, Any], baseline: Optional[Dict[str, Any]], class_
         change = candidate["AP50"] - baseline["AP50"]
         if judged and change < -max_map50_drop:
             reasons.append(f"mAP@0.5 {candidate['AP50']:.3f} vs served {baseline['AP50']:.3f}: a change of "
-                           f"{shown(change, -max_map50_drop, signed=True)}, below the least allowed {-max_map50_drop:+.3f} "
-                           f"(max_map50_drop; {SOURCE})")
+                           f"{shown(change, -max_map50_drop, signed=True)}, below the least allowed "
+                           f"{-max_map50_drop:+.3f} (max_map50_drop; {SOURCE})")
         per_class = {}
         for name in judged:
             mine, theirs = candidate["per_class_AP50"].get(name), baseline["per_class_AP50"].get(name)
@@ -72,9 +72,10 @@ def decide(candidate: Dict[str, Any], baseline: Optional[Dict[str, Any]], class_
             boxes = class_boxes[name]
             per_class[name] = {"candidate": mine, "baseline": theirs, "eval_boxes": boxes}
             if boxes >= min_class_boxes and mine - theirs < -max_class_ap50_drop:
+                drop = shown(mine - theirs, -max_class_ap50_drop, signed=True)
                 reasons.append(f"class {name!r} AP@0.5 {mine:.3f} vs served {theirs:.3f} ({boxes} eval boxes): a "
-                               f"change of {shown(mine - theirs, -max_class_ap50_drop, signed=True)}, below the least allowed "
-                               f"{-max_class_ap50_drop:+.3f} (max_class_ap50_drop; {SOURCE})")
+                               f"change of {drop}, below the least allowed {-max_class_ap50_drop:+.3f} "
+                               f"(max_class_ap50_drop; {SOURCE})")
         verdict["per_class_ap50"] = per_class
     verdict.update(blessed=not reasons, reasons=reasons)
     return verdict

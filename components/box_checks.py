@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfdet.dataio import features
 from tfdet.dataio.image_format import decode_image, inspect_image
+from tfdet.dataio.record_files import iter_records
 
 PROBLEMS = {
     "image_missing": "no image/encoded bytes",
@@ -91,9 +92,8 @@ def scan_split(files: Iterable[str], split: str, num_classes: int, report: Dict,
     """Checks every example of ``files`` (GZIP when they end in .gz) and adds to ``report``; fills ``profile``
     (a :class:`components.data_profile.SplitProfile`) with every sound example."""
     files = sorted(files)
-    compression = "GZIP" if files and all(f.endswith(".gz") for f in files) else ""
     checked = 0
-    for index, record in enumerate(tf.data.TFRecordDataset(files, compression_type=compression).as_numpy_iterator()):
+    for index, record in enumerate(iter_records(files) if files else ()):
         checked += 1
         feature_map = tf.train.Example.FromString(record).features.feature
         problems = check_features(feature_map, num_classes, decode_images)

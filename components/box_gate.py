@@ -55,12 +55,12 @@ def BoxGate(  # noqa: N802  (TFX components are named like classes)
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
     report: tfx.dsl.components.OutputArtifact[BoxGateReport],
     num_classes: tfx.dsl.components.Parameter[int],
+    registry_dir: tfx.dsl.components.Parameter[str],
+    drift_thresholds: tfx.dsl.components.Parameter[str],
+    drift_action: tfx.dsl.components.Parameter[str],
+    min_drift_examples: tfx.dsl.components.Parameter[int],
     max_listed: tfx.dsl.components.Parameter[int] = 50,
     decode_images: tfx.dsl.components.Parameter[int] = 1,
-    registry_dir: tfx.dsl.components.Parameter[str] = "",
-    drift_thresholds: tfx.dsl.components.Parameter[str] = "{}",
-    drift_action: tfx.dsl.components.Parameter[str] = "stop",
-    min_drift_examples: tfx.dsl.components.Parameter[int] = 100,
 ) -> None:
     """Checks every example, the schema anomalies, leakage and drift (components/data_profile.py); raises
     when anything is wrong, registers the span (with its profile) in ``registry_dir`` when nothing is."""

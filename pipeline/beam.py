@@ -62,7 +62,7 @@ def beam_args(engine: str, flink_master: str = f"localhost:{flink.REST_PORT}", e
             from pipeline.beam_worker import write_launcher
 
             launcher = write_launcher(os.path.join(cache_dir("flink"), "beam_worker.sh"))
-            args += ["--environment_type=PROCESS", '--environment_config={"command": "%s"}' % launcher]
+            args += ["--environment_type=PROCESS", f'--environment_config={{"command": "{launcher}"}}']
     elif engine == "portable":
         args = ["--runner=PortableRunner", f"--job_endpoint={PORTABLE_JOB_ENDPOINT}", "--environment_type=EXTERNAL",
                 f"--environment_config={PORTABLE_WORKER_POOL}"]

@@ -305,10 +305,9 @@ def render_status(report: Dict[str, Any]) -> str:
         return f"{report['engine']}: not running (start it: python -m pipeline.cluster up --engine {report['engine']})"
     lines = [f"{report['engine']}: running (supervisor pid {report['supervisor']})"]
     if "rest" in report:
-        lines.append(f"web UI / REST: {report['rest']}" + (f"  Flink {report['flink_version']}, "
-                                                         f"{report['taskmanagers']} TaskManagers, {report['slots']} slots"
-                                                         if "taskmanagers" in report else
-                                                         f"  (not answering: {report.get('rest_error')})"))
+        answer = (f"  Flink {report['flink_version']}, {report['taskmanagers']} TaskManagers, {report['slots']} slots"
+                  if "taskmanagers" in report else f"  (not answering: {report.get('rest_error')})")
+        lines.append(f"web UI / REST: {report['rest']}{answer}")
     else:
         lines.append(f"job endpoint {report['job_endpoint']}, SDK worker pool {report['worker_pool']} "
                      f"(one process: not a distributed engine)")

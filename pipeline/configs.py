@@ -25,11 +25,18 @@ EVAL_PATTERN = "span-{SPAN}/eval-*.tfrecord"
 # COCO results JSON). None turns the branch off; the local runner turns it off when no file matches.
 UNLABELLED_PATTERN = "span-{SPAN}/unlabelled-*.tfrecord"
 
-# Local outputs.
+# Local outputs: everything a local run writes goes under one folder (see output_layout).
 OUTPUT_ROOT = os.path.join(REPO_ROOT, "tfx_pipeline_output")
-PIPELINE_ROOT = os.path.join(OUTPUT_ROOT, PIPELINE_NAME)
-METADATA_PATH = os.path.join(OUTPUT_ROOT, "metadata", PIPELINE_NAME, "metadata.db")
-SERVING_MODEL_DIR = os.path.join(OUTPUT_ROOT, "serving_model", PIPELINE_NAME)
+
+
+def output_layout(output_root: str = OUTPUT_ROOT) -> Dict[str, str]:
+    """Where a local run under ``output_root`` keeps its artifacts, its MLMD database and the served models."""
+    return {"pipeline_root": os.path.join(output_root, PIPELINE_NAME),
+            "metadata_path": os.path.join(output_root, "metadata", PIPELINE_NAME, "metadata.db"),
+            "serving_model_dir": os.path.join(output_root, "serving_model", PIPELINE_NAME)}
+
+
+PIPELINE_ROOT, METADATA_PATH, SERVING_MODEL_DIR = output_layout().values()
 
 # Model and training.
 MODEL_CONFIG = "cpu_small"  # a tfdet.zoo entry (tfdet.list_models())

@@ -70,7 +70,9 @@ def quiet_console(verbose: bool = False) -> ComponentProgress:
     absl = logging.getLogger("absl")
     absl.setLevel(logging.INFO)
     absl.addHandler(progress)
-    if not verbose:
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # Beam's worker processes read it too
         absl.propagate = False
         for name in NOISY_LOGGERS[1:]:

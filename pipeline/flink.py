@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from tfdet.weights.fetch import cache_dir, sha256_of
 
@@ -119,8 +119,9 @@ def fetch_flink(quiet: bool = False) -> str:
         (archive,) = glob.glob(os.path.join(scratch, "apache-flink-libraries-*.tar.gz"))
         digest = sha256_of(archive)
         if digest != FLINK_LIBRARIES_SHA256:
-            raise FlinkSetupError(f"{os.path.basename(archive)} has sha256 {digest}, expected {FLINK_LIBRARIES_SHA256}: "
-                                  f"the download is corrupt or the package changed; it was not used")
+            raise FlinkSetupError(f"{os.path.basename(archive)} has sha256 {digest}, expected "
+                                  f"{FLINK_LIBRARIES_SHA256}: the download is corrupt or the package changed; it was "
+                                  f"not used")
         unpacked = os.path.join(scratch, "unpacked")
         with tarfile.open(archive) as tar:
             wanted = [m for m in tar.getmembers() if m.isfile() and re.search(r"/deps/(lib/[^/]+|bin/[^/]+)\.jar$",

@@ -23,7 +23,7 @@ import time
 import warnings
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up lines (CUDA factories, oneDNN)
 # google-api-core warns on every import that Python 3.10 is past its support window (TFX 1.16 allows
 # nothing newer); TFMA's precision at a threshold where nothing is predicted is 0 / 0, which it reports
 # as NaN on purpose, and numpy's RuntimeWarning about it reached the console from the Evaluator. The
@@ -55,7 +55,11 @@ NOT_BLESSED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="other commands:\n  python -m pipeline.local_runner status [--json]     what is served, and what made "
+               "each version\n  python -m pipeline.local_runner rollback --to N     serve version N again (as a new "
+               "version)\n  python -m pipeline.cluster up|down|status           a Flink cluster for --beam flink")
     configs.add_flags(parser, skip=("pipeline_root", "metadata_path", "serving_model_dir"))
     parser.add_argument("--output-root", default=configs.OUTPUT_ROOT,
                         help="pipeline root, MLMD database and serving directory go under it")
@@ -66,10 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def config_of(args: argparse.Namespace) -> configs.PipelineConfig:
     """The run's PipelineConfig: the flags, with the outputs under ``--output-root``."""
-    return configs.from_flags(
-        args, pipeline_root=os.path.join(args.output_root, configs.PIPELINE_NAME),
-        metadata_path=os.path.join(args.output_root, "metadata", configs.PIPELINE_NAME, "metadata.db"),
-        serving_model_dir=os.path.join(args.output_root, "serving_model", configs.PIPELINE_NAME))
+    return configs.from_flags(args, **configs.output_layout(args.output_root))
 
 
 def unlabelled_files(config: configs.PipelineConfig) -> list:
@@ -167,8 +168,8 @@ def operate(argv) -> int:
     else:
         parser.add_argument("--to", type=int, required=True, help="the version to serve again")
     args = parser.parse_args(argv[1:])
-    metadata = os.path.join(args.output_root, "metadata", configs.PIPELINE_NAME, "metadata.db")
-    serving = os.path.join(args.output_root, "serving_model", configs.PIPELINE_NAME)
+    layout = configs.output_layout(args.output_root)
+    metadata, serving = layout["metadata_path"], layout["serving_model_dir"]
     if not os.path.exists(metadata):
         print(f"no pipeline metadata at {metadata}; run the pipeline first", file=sys.stderr)
         return 2

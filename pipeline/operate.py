@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.summary import training_start
 from tfdet.export.serving import versions
 
 ROLLBACK_TYPE = "tfdet.Rollback"
@@ -118,6 +119,7 @@ def lineage(metadata_path: str, serving_dir: str) -> List[Dict]:
                 "spans": [s["span"] for s in history.get("train_spans", [])] or history.get("spans"),
                 "model": {part: config.get(part, {}).get("name") for part in ("backbone", "neck", "head")},
                 "model_config": history.get("zoo_model"), "warm_started_from": history.get("warm_started_from"),
+                "initialisation": history.get("initialisation"),
                 "code": history.get("code"), "final_loss": (history.get("loss") or [None])[-1]}
             trainer = _producer(store, model.id)
             if trainer:
@@ -145,9 +147,9 @@ def render_status(entries: List[Dict], serving_dir: str) -> str:
         if training:
             spans = ", ".join(map(str, training.get("spans") or training.get("examples_spans") or []))
             model = training.get("model_config") or "/".join(filter(None, training["model"].values()))
-            start = "warm start" if training.get("warm_started_from") else "from scratch"
+            start = training_start(training)
             code = training.get("code") or {}
-            lines.append(f"    trained: {model}, {training.get('steps')} steps {start} on spans {spans}; "
+            lines.append(f"    trained: {model}, {training.get('steps')} steps ({start}) on spans {spans}; "
                          f"code tfdet {code.get('version', '?')} commit {code.get('commit', 'unknown')}")
         blessing = entry.get("blessing")
         if blessing and blessing.get("candidate_map50") is not None:

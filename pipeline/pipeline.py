@@ -18,13 +18,12 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tfx import v1 as tfx
 
-from tfdet.dataio import spans
 from components.baseline_blessing import CompareWithBaseline
 from components.batch_detections import UNLABELLED_SPLIT, BatchDetections
 from components.box_gate import BoxGate
 from components.schema import detection_schema
 from pipeline.configs import PipelineConfig
-from tfdet.dataio import features
+from tfdet.dataio import features, spans
 from tfdet.export.saved_model import BULK_SIGNATURE
 from tfdet.training.distribute import STRATEGIES
 

@@ -122,6 +122,14 @@ def collect(metadata_path: str, pipeline_root: Optional[str] = None, failed: boo
     return out
 
 
+def training_start(training: Dict) -> str:
+    """How a recorded training run started: a warm start from the served model, a pretrained backbone, a resumed
+    checkpoint or random init (what really happened, from the Trainer's record)."""
+    if training.get("warm_started_from"):
+        return "warm start from the served model"
+    return training.get("initialisation") or "random init"
+
+
 def render(summary: Dict, seconds: Optional[float] = None) -> str:
     """The summary as a few lines of text."""
     lines = []
@@ -136,10 +144,9 @@ def render(summary: Dict, seconds: Optional[float] = None) -> str:
         lines.append(f"box gate: {verdict}, {sum(gate['examples_checked'].values())} examples checked")
     if "training" in summary:
         training = summary["training"]
-        start = ("warm start from the blessed model" if training["warm_started_from"]
-                 else training.get("initialisation") or "random init")
+        start = training_start(training)
         spans = f" on spans {', '.join(map(str, training['spans']))}" if training.get("spans") else ""
-        lines.append(f"training: {training['steps']} steps {start}{spans}, loss {training['first_loss']:.3f} -> "
+        lines.append(f"training: {training['steps']} steps ({start}){spans}, loss {training['first_loss']:.3f} -> "
                      f"{training['last_loss']:.3f}")
     comparison = summary.get("comparison", {})
     if "candidate_map50" in comparison:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -54,14 +54,3 @@ def draw_detections(image: Image.Image, boxes: np.ndarray, scores: Optional[np.n
         draw.rectangle([xmin, top_y, xmin + (right - left) + 4, top_y + (bottom - top) + 2], fill=colour)
         draw.text((xmin + 2, top_y), text, fill=(255, 255, 255), font=font)
     return canvas
-
-
-def side_by_side(images: Sequence[Image.Image], height: int = 400, gap: int = 10) -> Image.Image:
-    """Images scaled to one height and placed in a row on white."""
-    scaled = [image.resize((max(1, round(image.width * height / image.height)), height)) for image in images]
-    strip = Image.new("RGB", (sum(i.width for i in scaled) + gap * (len(scaled) - 1), height), (255, 255, 255))
-    left = 0
-    for image in scaled:
-        strip.paste(image, (left, 0))
-        left += image.width + gap
-    return strip

@@ -61,7 +61,7 @@ def v1_bottleneck_block(x, filters, kernel_size=3, stride=1, conv_shortcut=False
 
 
 def keras_hub_name(torch_name: str) -> str:
-    """The KerasHub layer of a torchvision-style ResNet key's module (``layer2.0.conv1`` -> ``stack1_block0_1_conv``)."""
+    """The KerasHub layer of a torchvision-style ResNet module (``layer2.0.conv1`` -> ``stack1_block0_1_conv``)."""
     parts = torch_name.split(".")
     if parts[0] in ("conv1", "bn1"):
         return "conv1_conv" if parts[0] == "conv1" else "conv1_bn"

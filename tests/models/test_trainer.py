@@ -10,8 +10,8 @@ import types
 import numpy as np
 import pytest
 
-from tfdet.dataio import spans
 from models.trainer import train, window_files
+from tfdet.dataio import spans
 
 WORKER = os.path.join(os.path.dirname(__file__), "mwms_worker.py")
 

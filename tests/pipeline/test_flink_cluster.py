@@ -1,6 +1,6 @@
 """The pipeline's Beam steps on a real Flink cluster: a JobManager and two TaskManagers, each its own JVM on loopback,
-started by ``pipeline.cluster`` from Flink's jars (PyPI) and Beam's job server (built by Maven) -- ``make test-cluster``,
-which ``.ci/run`` runs after ``make test``.
+started by ``pipeline.cluster`` from Flink's jars (PyPI) and Beam's job server (built by Maven) -- ``make
+test-cluster``, which ``.ci/run`` runs after ``make test``.
 
 1. The whole pipeline runs with ``--beam flink`` and with the DirectRunner on the same data and seed: every Beam
    component (both ExampleGens, StatisticsGen, Transform, the Evaluator, BulkInferrer) is a job that Flink's own REST
@@ -28,7 +28,6 @@ import pytest
 import tensorflow as tf
 
 from pipeline import cluster, flink
-from tfdet.dataio import features
 from tfdet.dataio.synthetic import generate_default_dataset
 
 pytestmark = pytest.mark.cluster
@@ -79,7 +78,8 @@ def run_pipeline(data_root: str, output_root: str, *extra: str) -> subprocess.Co
 def jobs(rest: str) -> dict:
     """Flink's job list: id -> (state, the operator names of the job)."""
     listed = cluster.rest(rest, "/jobs/overview")["jobs"]
-    return {job["jid"]: (job["state"], " ".join(v["name"] for v in cluster.rest(rest, f"/jobs/{job['jid']}")["vertices"]))
+    return {job["jid"]: (job["state"], " ".join(vertex["name"] for vertex in
+                                                cluster.rest(rest, f"/jobs/{job['jid']}")["vertices"]))
             for job in listed}
 
 

@@ -30,8 +30,9 @@ from tfdet.cli.data import inspect_records  # noqa: E402
 
 def _parser() -> argparse.ArgumentParser:
     summary, usage = __doc__.split("\n\n")[:2]
-    parser = argparse.ArgumentParser(prog="tfdet", description=summary, epilog="commands:\n" + usage.replace(
-        "    tfdet", "  tfdet") + "\n\n" + __doc__.split("\n\n")[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    epilog = "commands:\n" + usage.replace("    tfdet", "  tfdet") + "\n\n" + __doc__.split("\n\n")[2]
+    parser = argparse.ArgumentParser(prog="tfdet", description=summary, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (data, models, weights):
         module.add_commands(commands)

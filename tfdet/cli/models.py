@@ -89,7 +89,8 @@ def add_commands(commands) -> None:
         "export", help="export a trained detector as a SavedModel or TFLite",
         **_examples("tfdet export runs/cpu_small --format saved_model --out serving/cpu_small/1",
                     "tfdet export runs/cpu_small --format tflite --out cpu_small.tflite --quantization float16",
-                    "tfdet export tfx_pipeline_output/serving_model/tfdet/1796443182 --format tflite --out served.tflite"))
+                    "tfdet export tfx_pipeline_output/serving_model/tfdet/1796443182 --format tflite "
+                    "--out served.tflite"))
     export.add_argument("model", help="a tfdet work dir (its newest checkpoint) or a SavedModel tfdet exported "
                                       "(e.g. a version the pipeline pushed)")
     export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
@@ -193,8 +194,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tfdet.evaluation import COCO_METRIC_NAMES
     from tfdet.dataio.record_files import read_records
+    from tfdet.evaluation import COCO_METRIC_NAMES
     from tfdet.evaluation.saved_model import evaluate_saved_model
     from tfdet.training.work_dir import class_names_of, saved_model_dir
 

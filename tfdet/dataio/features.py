@@ -96,6 +96,29 @@ FEATURE_SPEC = {
 }
 
 
+def read_example(serialized: bytes) -> Dict[str, object]:
+    """A serialized tf.Example read in Python (no graph): ``height``, ``width``, ``source_id``, ``filename``, ``boxes``
+    ([N, 4] y-first in pixels of the stored image) and ``labels`` ([N]); absent fields are empty or 0.
+
+    The one Python-side reader of the contract (ground truth for evaluation, batch inference's image identities);
+    the input pipeline decodes in the graph with :func:`decode_example`.
+    """
+    feature = tf.train.Example.FromString(serialized).features.feature
+
+    def first(key: str, kind: str, default):
+        values = getattr(feature[key], kind).value if key in feature else []
+        return values[0] if values else default
+
+    height, width = int(first(HEIGHT, "int64_list", 0)), int(first(WIDTH, "int64_list", 0))
+    columns = [list(feature[key].float_list.value) if key in feature else [] for key in BOX_KEYS]
+    scale = (height, width, height, width)
+    boxes = [[column[i] * size for column, size in zip(columns, scale)] for i in range(len(columns[0]))]
+    return {"height": height, "width": width, "boxes": boxes,
+            "labels": list(feature[LABEL].int64_list.value) if LABEL in feature else [],
+            "source_id": first(SOURCE_ID, "bytes_list", b"").decode("utf-8", "replace"),
+            "filename": first(FILENAME, "bytes_list", b"").decode("utf-8", "replace")}
+
+
 def decode_example(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Parses and decodes one serialized tf.Example into the pipeline's dict.
 

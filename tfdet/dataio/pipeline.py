@@ -15,14 +15,11 @@ Each element is a dict with the registered ``name`` of a step (see
 opens the data; consecutive per-example steps run fused in one parallel map;
 the dataset is prefetched.
 
-tf.data's autotuning is off in these pipelines (``autotune=True`` turns it back on): with TensorFlow
-2.16, deleting an autotuned iterator before its end -- what ``fit`` does when it returns, on a repeated
-dataset -- can wait for the autotuning thread's next wake-up, which comes 5.1, 10.2, 20.5, 41.0 and
-81.9 s after the iterator was made and every 60 s after that, so ``fit`` can return up to a minute
-after its last step (measured by ``benchmarks/iterator_teardown.py``: 12.7 s after an 8-step fit of
-``retinanet_resnet50_fpn``, 41.6 s in all for 28.3 s of steps; 0.01 s without autotuning). Without
-autotuning each parallel map and interleave runs as many calls as there are cores (at most 16), the
-value autotuning starts from, and ``prefetch(AUTOTUNE)`` still grows its buffer while the consumer waits.
+tf.data's autotuning is off in these pipelines (``autotune=True`` turns it back on) because with TensorFlow
+2.16 deleting an autotuned iterator before its end -- what ``fit`` does when it returns, on a repeated dataset --
+waits for the autotuning thread's next wake-up, up to a minute (``benchmarks/iterator_teardown.py``). Without it
+each parallel map and interleave runs as many calls as there are cores (at most 16), the value autotuning starts
+from, and ``prefetch(AUTOTUNE)`` still grows its buffer while the consumer waits.
 """
 
 from __future__ import annotations

@@ -189,9 +189,9 @@ def generate_default_dataset(
     Returns:
         Span number -> the span's TFRecord directory.
     """
-    from tfdet.dataio.spans import span_dir
     from tfdet.dataio.converter import convert_dataset_to_tfrecord
     from tfdet.dataio.label_map import label_map_path
+    from tfdet.dataio.spans import span_dir
 
     out = {}
     for span in spans:

@@ -18,12 +18,8 @@ def ground_truth(records: Sequence[bytes]) -> List[Dict[str, Any]]:
     """Per serialized tf.Example: ``image_id`` (its position), height, width, boxes in pixels, labels."""
     truth = []
     for image_id, raw in enumerate(records):
-        feature = tf.train.Example.FromString(raw).features.feature
-        height, width = feature[features.HEIGHT].int64_list.value[0], feature[features.WIDTH].int64_list.value[0]
-        columns = [list(feature[key].float_list.value) for key in features.BOX_KEYS]
-        boxes = [[c[i] * s for c, s in zip(columns, (height, width, height, width))] for i in range(len(columns[0]))]
-        truth.append({"image_id": image_id, "height": height, "width": width, "boxes": boxes,
-                      "labels": list(feature[features.LABEL].int64_list.value)})
+        example = features.read_example(raw)
+        truth.append({"image_id": image_id, **{key: example[key] for key in ("height", "width", "boxes", "labels")}})
     return truth
 
 

@@ -31,8 +31,8 @@ from typing import Any, Dict, Mapping, Optional
 import tensorflow as tf
 
 from tfdet.dataio import features
-from tfdet.dataio.label_map import write_label_map
 from tfdet.dataio.image_format import DEFAULT_MAX_PIXELS
+from tfdet.dataio.label_map import write_label_map
 from tfdet.models.preprocessing import boxes_to_original
 
 # the signature TFX's BulkInferrer runs (pipeline/pipeline.py)

@@ -232,21 +232,19 @@ class GroupNormalization(tf_keras.layers.GroupNormalization):
     reduction that costs about six copies of the tensor on this CPU, and differentiates through it.
     Here (:func:`_group_norm_nhwc`) each channel's moments over (H, W) come first, the group's follow
     exactly from them, and normalisation, scale and offset are one pass per element; the gradient is
-    written out the same way (two per-channel sums, one multiply-add). An earlier version let TensorFlow
-    differentiate the fast forward, which measured slower than tf_keras in training; the written-out
-    gradient is what made the fast form usable there.
+    written out the same way (two per-channel sums, one multiply-add), because TensorFlow's automatic gradient of
+    the fast forward is slower than tf_keras's.
 
     The fused path, for a batch of static size (training batches, a traced image): both forward passes
     are TensorFlow's fused batch-norm kernel, run per image, and the backward is its gradient kernel plus
     one XLA-compiled multiply-add. Statistics, normalisation and gradient are computed in float32 whatever
     the input's dtype, a bfloat16 input is read without a float32 copy, and the output keeps the input's
     dtype (under ``mixed_bfloat16``: bfloat16, the float32 result rounded once, as the next convolution
-    would round it). By default it runs for bfloat16 inputs, where it measured 1.2x in the seed config's
-    training; for float32 it measured no gain end to end (``fused=True`` forces it). Otherwise (a batch of
-    unknown size, as in the serving signatures, where per-image kernels would need a loop that made the
-    export 1.6x slower; ``fused=False``, what the TFLite export uses, since the kernel's training mode is no
-    TFLite builtin; float32 by default; float64) the input is cast to the layer's dtype and plain ops
-    compute in it. Masks and other ranks or axes take the tf_keras path.
+    would round it). By default it runs for bfloat16 inputs only, where it is faster (``fused=True`` forces it;
+    the measurements are in benchmarks/README.md). Otherwise (a batch of unknown size, as in the serving
+    signatures, where per-image kernels would need a loop; ``fused=False``, what the TFLite export uses, since the
+    kernel's training mode is no TFLite builtin; float32 by default; float64) the input is cast to the layer's
+    dtype and plain ops compute in it. Masks and other ranks or axes take the tf_keras path.
 
     Args:
         fused: None (default): the fused kernels for bfloat16 inputs; True: for float32 and bfloat16

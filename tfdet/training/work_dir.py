@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from typing import Dict, Optional
+from typing import Dict
 
 from tfdet.dataio.label_map import read_label_map
 from tfdet.files import write_json  # noqa: F401  (the work dir's writer)

@@ -15,7 +15,7 @@ from typing import Any
 
 # name -> submodule; resolved on first use, so that `tfdet.weights.fetch` (the cache, sha256 downloads) does not
 # import TensorFlow
-_EXPORTS = {"FetchError": "fetch", "cache_dir": "fetch", "Checkpoint": "loading", "init_backbone": "loading",
+_EXPORTS = {"FetchError": "fetch", "cache_dir": "fetch", "Checkpoint": "readers", "init_backbone": "loading",
             "load_state_dict": "loading", "CheckpointError": "readers", "read_weights": "readers", "NAMED": "sources",
             "fetch_named": "sources", "load_checkpoint": "sources", "save_checkpoint": "sources"}
 __all__ = sorted(_EXPORTS)

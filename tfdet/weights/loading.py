@@ -9,13 +9,12 @@ the naming of the framework its weights come from (torchvision / timm), and a cl
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from tfdet.weights.readers import CheckpointError
+from tfdet.weights.readers import Checkpoint, CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +28,6 @@ SIGNATURES = {
     "conv1_conv/kernel": "a Keras ResNet (load it through tfdet.weights: it is converted)",
     "backbone.conv1.weight": "an mmdetection detector (set init_cfg prefix='backbone.')",
 }
-
-
-@dataclass
-class Checkpoint:
-    """A state dict in the backbone family's naming and PyTorch layouts, and what is known about it.
-
-    ``metadata`` may hold ``architecture``, ``style``, ``mean``, ``std`` (RGB, [0, 1] units: the
-    Normalize the weights expect), ``class_names`` and where the weights came from.
-    """
-
-    source: str
-    state_dict: Dict[str, np.ndarray]
-    metadata: Dict[str, Any] = field(default_factory=dict)
 
 
 def _guess(state_dict: Mapping[str, Any]) -> str:

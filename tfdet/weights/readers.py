@@ -24,6 +24,19 @@ class CheckpointError(ValueError):
 
 
 @dataclass
+class Checkpoint:
+    """A state dict in the backbone family's naming and PyTorch layouts, and what is known about it.
+
+    ``metadata`` may hold ``architecture``, ``style``, ``mean``, ``std`` (RGB, [0, 1] units: the
+    Normalize the weights expect), ``class_names`` and where the weights came from.
+    """
+
+    source: str
+    state_dict: Dict[str, np.ndarray]
+    metadata: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class WeightFile:
     """Arrays by name, plus what the file says about itself (``metadata``: str -> JSON-able)."""
 

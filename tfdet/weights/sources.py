@@ -27,8 +27,7 @@ from typing import Callable, Dict, Optional
 
 from tfdet.weights.fetch import FetchError, cache_dir, download
 from tfdet.weights.keras_resnet import convert_keras_resnet, is_keras_resnet
-from tfdet.weights.loading import Checkpoint
-from tfdet.weights.readers import CheckpointError, WeightFile, read_weights
+from tfdet.weights.readers import Checkpoint, CheckpointError, WeightFile, read_weights
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -61,7 +61,8 @@ def test_create_model_builds_the_detector():
 def test_an_entry_changes_its_base_only_where_it_says():
     atss, retina = get_entry("atss_resnet50_fpn_cpu"), get_entry("retinanet_resnet50_fpn_cpu")
     assert atss.base == "retinanet_resnet50_fpn_cpu" and retina.base == "retinanet_resnet50_fpn"
-    assert {k: v for k, v in atss.MODEL.items() if k != "head"} == {k: v for k, v in retina.MODEL.items() if k != "head"}
+    assert ({k: v for k, v in atss.MODEL.items() if k != "head"}
+            == {k: v for k, v in retina.MODEL.items() if k != "head"})
     assert atss.TRAIN == retina.TRAIN and atss.train_steps is retina.train_steps
     # another head is a new component: none of the RetinaNet head's arguments leak into it
     assert atss.MODEL["head"]["name"] == "ATSSHead" and "sampler" not in atss.MODEL["head"]

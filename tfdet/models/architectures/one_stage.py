@@ -54,12 +54,8 @@ class ConfigOneStage:
             float32 weights and losses; fast on CPUs with AVX512_BF16).
         jit_compile: compile the train / predict steps with XLA.
         jit_optimizer: XLA-compile the optimizer's per-variable update on CPU too
-            (tf_keras enables it only with a GPU). One fused loop per variable
-            made Adam's update of a ResNet-50 RetinaNet 129 -> 72 ms per step
-            (benchmarks/train_step_profile.py), but the peers protocol's
-            bfloat16 training measured no difference (1.39 / 1.28 img/s with it,
-            1.48 / 1.20 without, two runs each), so it is off by default and in
-            every zoo entry.
+            (tf_keras enables it only with a GPU); off by default because end to
+            end it measured no gain (benchmarks/README.md).
     """
 
     backbone: Dict[str, Any]
