@@ -8,7 +8,7 @@ DATA ?= data
 # the tests run in one worker process per core (pytest-xdist); PYTEST_ARGS= runs them in one process
 PYTEST_ARGS ?= -n auto
 
-.PHONY: setup run data test test-cluster cluster cluster-down bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
+.PHONY: setup run data test test-slow cluster cluster-down bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
 	bench-peers bench-profile bench-ops bench-conv bench-trace bench-teardown bench-tflite bench-ab bench-beam weights lint clean
 
 setup: $(STAMP)
@@ -32,13 +32,14 @@ data: setup
 	$(VENV)/bin/tfdet inspect "$(DATA)/default/span-1/train-*.tfrecord"
 
 test: setup
-	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not cluster and not slow" $(PYTEST_ARGS)
 
-# the Beam steps on a real Flink cluster the tests start and stop themselves (needs Java 17; Flink's jars come from
-# PyPI, Beam's job server is built by Maven from Maven Central); .ci/run runs it after `make test`
-test-cluster: setup
+# the slow proofs, which .ci/run runs after `make test`: the retraining story end to end (kills, bad spans, a
+# refused candidate, rollback) and the Beam steps on a real Flink cluster that the tests start and stop themselves
+# (needs Java 17; Flink's jars come from PyPI, Beam's job server is built by Maven from Maven Central)
+test-slow: setup
 	$(PY) -m pipeline.cluster fetch
-	$(PY) -m pytest -m cluster -p no:xdist
+	$(PY) -m pytest -m "slow or cluster" -p no:xdist
 
 # a Flink session cluster on this machine for `python -m pipeline.local_runner --beam flink` (WORKERS=2)
 WORKERS ?= 2

@@ -16,8 +16,9 @@ every round so that they share the machine's state:
 Systems: KerasHub ``ResNetBackbone`` (bottleneck, [3, 4, 6, 3]) -> ``RetinaNetBackbone`` (P3-P7) ->
 ``RetinaNetObjectDetector``; Model Garden's ``retinanet_resnetfpn_coco`` experiment (its training step is its
 task's ``train_step``, as its own trainer runs it, not ``fit``: peer_workers/modelgarden_worker.py); tfdet's
-``retinanet_resnet50_fpn`` (the like-for-like row: ResNet-50 v1, FPN P3-P7, RetinaNet head) and the seed's
-``retinanet_resnetv2_50_fpn_512`` (BiT ResNetV2-50).
+``retinanet_resnet50_fpn`` twice -- with nothing frozen and BatchNorm training (the like-for-like row, the
+ratios' reference: the peers train every layer) and as its zoo recipe freezes it (stem, stage 1, BatchNorm:
+less work per step, labelled so) -- and the seed's ``retinanet_resnetv2_50_fpn_512`` (BiT ResNetV2-50).
 Each measurement runs in a fresh process. Writes benchmarks/results/peers.json (every measurement, the
 medians, ratios to each peer, fractions of the matmul peak from TensorFlow's own FLOP count) and
 benchmarks/results/peers.png (bar chart).
@@ -39,8 +40,16 @@ from benchmarks.report import RESULTS, save  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKERS = os.path.join(HERE, "peer_workers")
 PRECISIONS = ("float32", "mixed_bfloat16")
-TFDET_MODELS = {"tfdet ResNet-50 RetinaNet (retinanet_resnet50_fpn)": "retinanet_resnet50_fpn",
-                "tfdet seed config (BiT R50, retinanet_resnetv2_50_fpn_512)": "retinanet_resnetv2_50_fpn_512"}
+# row -> (zoo entry, config changes). The first row does the peers' work: every layer trained, BatchNorm in
+# training mode, as KerasHub and Model Garden train; the second is the zoo recipe, which freezes the stem, stage 1
+# and BatchNorm (mmdetection's) and so does less work per step: it is labelled so, and not the ratios' reference.
+TFDET_MODELS = {
+    "tfdet ResNet-50 RetinaNet, nothing frozen (retinanet_resnet50_fpn)": (
+        "retinanet_resnet50_fpn", ["backbone.frozen_stages=-1", "backbone.norm_eval=False"]),
+    "tfdet ResNet-50 RetinaNet, stem + stage 1 and BatchNorm frozen (its zoo recipe)": ("retinanet_resnet50_fpn", []),
+    "tfdet seed config (BiT R50, GroupNorm, nothing frozen; retinanet_resnetv2_50_fpn_512)": (
+        "retinanet_resnetv2_50_fpn_512", []),
+}
 KERASHUB = "KerasHub 0.32 RetinaNet R50-FPN"
 MODELGARDEN = "TF Model Garden 2.20 RetinaNet R50-FPN"
 # peer: (environment directory, pinned packages, worker script)
@@ -88,12 +97,13 @@ def measure(rounds: int, repeats: Dict[str, int], setup: bool) -> Dict:
 
     systems = {peer: peer_command(peer) for peer in PEERS}
 
-    def tfdet_command(model: str):
+    def tfdet_command(model: str, changes: List[str]):
         return lambda p, m: [sys.executable, os.path.join(WORKERS, "tfdet_worker.py"), "--model", model,
-                             "--precision", p, "--mode", m, "--repeats", str(repeats[m])]
+                             "--precision", p, "--mode", m, "--repeats", str(repeats[m]),
+                             *[arg for change in changes for arg in ("--set", change)]]
 
-    for name, model in TFDET_MODELS.items():
-        systems[name] = tfdet_command(model)
+    for name, (model, changes) in TFDET_MODELS.items():
+        systems[name] = tfdet_command(model, changes)
     runs: List[Dict] = []
     peaks = []
     for round_index in range(rounds):

@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-import time
+import tempfile
 import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -20,16 +20,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 
-import tf_keras  # noqa: E402
-
 import tfdet  # noqa: E402,F401
 from benchmarks.groupnorm_ab import use_tf_keras_groupnorm  # noqa: E402
 from benchmarks.report import save  # noqa: E402
-from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
-from tfdet.evaluation import eval_dataset, evaluate_coco  # noqa: E402
-from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
-from tfdet.training.callbacks import CocoEvaluation  # noqa: E402
+from tfdet.training.train import train_detector  # noqa: E402
 from tfdet.zoo import get_entry  # noqa: E402
 
 
@@ -43,62 +38,45 @@ def main() -> None:
     parser.add_argument("--groupnorm-training", choices=("tfdet", "tf_keras"), default="tfdet",
                         help="A/B switch: tf_keras trains through tf_keras's GroupNormalization (the code before "
                              "tfdet's written-out GroupNorm gradient); inference keeps tfdet's")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seeds Python, NumPy and TensorFlow (initial weights, shuffling, augmentation draws) "
-                             "so that two runs differing in one switch start alike")
+    parser.add_argument("--seed", type=int, default=None, help="a repeatable run (tfdet.training.reproducibility)")
     parser.add_argument("--result", default=None,
                         help="write the result JSON here instead of benchmarks/results/train_<config>[...].json")
     args = parser.parse_args()
-    if args.seed is not None:
-        tf_keras.utils.set_random_seed(args.seed)
     if args.groupnorm_training == "tf_keras":
         use_tf_keras_groupnorm(in_inference=False)
-    entry = get_entry(args.config)
+    recipe_epochs = get_entry(args.config).TRAIN.get("epochs")
     span = generate_default_dataset(args.data)[1]
-    with open(os.path.join(span, "label_map.json")) as handle:
-        label_map = {int(k): v for k, v in json.load(handle).items()}
-    epochs = args.epochs or entry.TRAIN["epochs"]
-    batch_size = entry.TRAIN["batch_size"]
-    config = dict(entry.MODEL, mixed_precision=args.mixed_precision)
-    model = OneStageModel(ConfigOneStage(**config)).build_model()
-
-    train = training_batches(pipeline(entry.train_steps(f"{span}/train-*.tfrecord")), batch_size)
-    steps_per_epoch = sum(1 for _ in train)
-    schedule = tf_keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=epochs * steps_per_epoch, warmup_target=entry.TRAIN["learning_rate"],
-        warmup_steps=steps_per_epoch)
-    model.compile(optimizer=tf_keras.optimizers.Adam(schedule, global_clipnorm=10.0))
-    evaluation = eval_dataset(f"{span}/eval-*.tfrecord", model.config.input_size, model.config.mean,
-                              model.config.std)
-    coco = CocoEvaluation(evaluation, every_n_epochs=args.eval_every, label_map=label_map)
-    started = time.perf_counter()
-    history = model.fit(train, epochs=epochs, callbacks=[coco], verbose=2)
-    train_seconds = time.perf_counter() - started
-    final = evaluate_coco(model, evaluation, label_map)
-    result = {
-        "config": args.config, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
-        "train_seconds": round(train_seconds, 1),
-        "train_images_per_second": round(epochs * steps_per_epoch * batch_size / train_seconds, 2),
+    overrides = {"mixed_precision": args.mixed_precision} if args.mixed_precision else {}
+    with tempfile.TemporaryDirectory() as work_dir:
+        result = train_detector(args.config, f"{span}/train-*.tfrecord", work_dir, eval_data=f"{span}/eval-*.tfrecord",
+                                epochs=args.epochs or recipe_epochs, eval_every=args.eval_every, overrides=overrides,
+                                seed=args.seed, export=False, verbose=2)
+    history, final, model = result["history"], result["metrics"], result["model"]
+    epochs = len(history["loss"])
+    out = {
+        "command": "python benchmarks/train_default.py " + " ".join(sys.argv[1:]),
+        "config": args.config, "epochs": epochs, "steps": result["steps"], "batch_size": result["batch_size"],
+        "train_seconds": result["seconds"],
+        "train_images_per_second": round(result["steps"] * result["batch_size"] / result["seconds"], 2),
         "mAP@0.5": round(final["AP50"], 4), "mAP@[.5:.95]": round(final["AP"], 4),
         "coco": {k: round(v, 4) for k, v in final.items() if isinstance(v, float)},
         "per_class_AP": {k: round(v, 4) for k, v in final["per_class_AP"].items()},
-        "loss_per_epoch": [round(v, 4) for v in history.history["loss"]],
-        "mAP@0.5_per_eval": {epoch: round(m["AP50"], 4) for epoch, m in coco.history.items()},
+        "loss_per_epoch": [round(v, 4) for v in history["loss"]],
+        "mAP@0.5_per_eval": {epoch + 1: round(value, 4) for epoch, value in enumerate(history.get("val_AP50", []))
+                             if (epoch + 1) % args.eval_every == 0},
         "mixed_precision": args.mixed_precision, "params": model.count_params(),
+        "groupnorm_training": args.groupnorm_training, "seed": args.seed,
     }
     # a shorter or longer run than the entry's recipe keeps its own result file
-    suffix = f"_{epochs}ep" if epochs != entry.TRAIN["epochs"] or args.mixed_precision else ""
+    suffix = f"_{epochs}ep" if epochs != recipe_epochs or args.mixed_precision else ""
     suffix += f"_{args.mixed_precision}" if args.mixed_precision else ""
     suffix += "_gn-tf_keras" if args.groupnorm_training == "tf_keras" else ""
     suffix += f"_seed{args.seed}" if args.seed is not None else ""
-    result["groupnorm_training"] = args.groupnorm_training
-    result["seed"] = args.seed
     if args.result:
         with open(args.result, "w") as handle:
-            json.dump(result, handle, indent=2)
+            json.dump(out, handle, indent=2)
     else:
-        save(f"train_{args.config}{suffix}.json", result)
-    model.save_weights(os.path.join(args.data, f"{args.config}_weights", "ckpt"))
+        save(f"train_{args.config}{suffix}.json", out)
 
 
 if __name__ == "__main__":

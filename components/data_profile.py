@@ -1,8 +1,10 @@
 """What BoxGate learns about a span beyond geometry: image fingerprints and distributions (TFX-free).
 
 * **Leakage and duplicates.** Every image's bytes are fingerprinted (sha256). The same image in
-  train and eval, or in the new train split and an earlier accepted span's eval split, is leakage:
-  the gate stops. The same image twice inside one split is a duplicate: reported, not fatal.
+  train and eval, in the new train split and an earlier accepted span's eval split, or in the new
+  eval split and an earlier accepted span's train split (a model warm-started or trained on a window
+  has seen it, so its evaluation would flatter it), is leakage: the gate stops. The same image twice
+  inside one split is a duplicate: reported, not fatal.
 * **Drift against the previous accepted span.** Per span: the class distribution, and histograms of
   box size (square root of the normalised area), box aspect (log2 of width / height), boxes per image
   and image size (longer side, pixels). The class distribution is compared by L-infinity distance
@@ -69,13 +71,11 @@ class SplitProfile:
         return out
 
 
-def leaks(train: SplitProfile, eval_images: Mapping[str, Sequence[str]], where: str) -> List[Dict]:
-    """Images of ``train`` whose bytes also occur among ``eval_images`` (fingerprint -> source ids)."""
-    found = []
-    for key, ids in train.images.items():
-        if key in eval_images:
-            found.append({"train": ids, "eval": list(eval_images[key]), "in": where})
-    return found
+def leaks(train_images: Mapping[str, Sequence[str]], eval_images: Mapping[str, Sequence[str]],
+          where: str) -> List[Dict]:
+    """Train images whose bytes also occur among the eval images (both: fingerprint -> source ids)."""
+    return [{"train": list(ids), "eval": list(eval_images[key]), "in": where}
+            for key, ids in train_images.items() if key in eval_images]
 
 
 def l_infinity(p: Mapping[str, float], q: Mapping[str, float]) -> float:
@@ -123,7 +123,7 @@ def judge(findings: Dict, profiles: Mapping[str, SplitProfile], earlier: Sequenc
     Args:
         profiles: this span's split profiles (``train``, ``eval``).
         earlier: the kept profiles of earlier accepted spans, newest first (``{"span", "eval_images",
-            "train_distributions", "train_examples"}``).
+            "train_images", "train_distributions", "train_examples"}``).
         thresholds: feature -> largest distance (``classes`` L-infinity, others Jensen-Shannon).
         action: ``"stop"`` or ``"warn"`` on drift.
         min_examples: drift is judged only when both spans have this many training examples.
@@ -131,10 +131,14 @@ def judge(findings: Dict, profiles: Mapping[str, SplitProfile], earlier: Sequenc
     findings["duplicates"] = {split: p.duplicates()[:max_listed] for split, p in profiles.items() if p.duplicates()}
     train, evaluation = profiles.get("train"), profiles.get("eval")
     if train is not None and evaluation is not None:
-        findings["leaks"] += leaks(train, evaluation.images, "this span's eval split")
+        findings["leaks"] += leaks(train.images, evaluation.images, "this span's eval split")
     for record in earlier:
         if train is not None and record.get("eval_images"):
-            findings["leaks"] += leaks(train, record["eval_images"], f"accepted span {record['span']}")
+            findings["leaks"] += leaks(train.images, record["eval_images"], f"accepted span {record['span']}'s "
+                                                                            f"eval split")
+        if evaluation is not None and record.get("train_images"):
+            findings["leaks"] += leaks(record["train_images"], evaluation.images,
+                                       f"this span's eval split, trained on in accepted span {record['span']}")
     findings["leaks"] = findings["leaks"][:max_listed]
     findings["drift_action"] = action
     current = train.distributions() if train is not None else {}
@@ -146,5 +150,6 @@ def judge(findings: Dict, profiles: Mapping[str, SplitProfile], earlier: Sequenc
         else:
             findings["drift_note"] = (f"drift not judged: fewer than {min_examples} training examples in this span "
                                       f"({examples}) or span {previous['span']} ({previous.get('train_examples')})")
-    return {"eval_images": evaluation.images if evaluation is not None else {}, "train_distributions": current,
+    return {"eval_images": evaluation.images if evaluation is not None else {},
+            "train_images": train.images if train is not None else {}, "train_distributions": current,
             "train_examples": examples}

@@ -14,11 +14,13 @@ cached execution ... is used."); a component whose run raises is reported FAILED
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
+import threading
 import time
-from typing import Optional, TextIO
+from typing import Optional, TextIO, Tuple
 
 NOISY_LOGGERS = ("absl", "apache_beam", "tensorflow", "tfx", "ml_metadata", "tensorflow_transform",
                  "tensorflow_data_validation", "tensorflow_model_analysis", "py.warnings", "h5py", "matplotlib")
@@ -85,3 +87,54 @@ def quiet_console(verbose: bool = False) -> ComponentProgress:
         except ImportError:  # pragma: no cover - absl comes with TFX
             pass
     return progress
+
+
+# A TensorFlow process that exits while holding tf.functions (Beam's DirectRunner workers do) prints this block for
+# each of them: Python has already torn down the module that AtomicFunction.__del__ needs. It is harmless.
+SHUTDOWN_NOISE = ("Exception ignored in: <function AtomicFunction.__del__",
+                  "TypeError: 'NoneType' object is not subscriptable")
+_LONGEST_BLOCK = 8  # lines; a block that does not end by then is passed through as it came
+_filtering = []
+
+
+def drop_from_stderr(block: Tuple[str, str] = SHUTDOWN_NOISE) -> None:
+    """Routes this process's stderr (file descriptor 2, which its child processes inherit) through a thread that
+    drops every block of lines from one starting with ``block[0]`` to the next starting with ``block[1]``.
+
+    Once per process; stderr is restored and drained at exit.
+    """
+    if _filtering:
+        return
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    real = os.dup(2)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    start, end = (text.encode() for text in block)
+
+    def pump() -> None:
+        out = os.fdopen(real, "wb", buffering=0)
+        held = []
+        with os.fdopen(read_fd, "rb") as reader:
+            for line in reader:
+                if held or line.startswith(start):
+                    held.append(line)
+                    if line.startswith(end):
+                        held = []
+                    elif len(held) > _LONGEST_BLOCK:
+                        out.write(b"".join(held))
+                        held = []
+                    continue
+                out.write(line)
+        out.write(b"".join(held))
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    _filtering.append(thread)
+
+    def restore() -> None:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # closes this process's end of the pipe; children that outlive it keep theirs
+        thread.join(timeout=2.0)
+
+    atexit.register(restore)

@@ -70,6 +70,10 @@ def compile_config(output: str, image: str, config: configs.PipelineConfig) -> s
 
     if not output.endswith(".yaml"):
         raise ValueError(f"--output must end in .yaml (kfp 2 loads the YAML pipeline spec), got {output!r}")
+    if config.distribution == "multi_worker":
+        raise ValueError("distribution 'multi_worker' needs several Trainer processes with TF_CONFIG, and TFX's "
+                         "Trainer on Kubeflow is one pod: use 'mirrored' (every device of the Trainer's pod), or run "
+                         "the training as a TFJob or a Vertex AI job")
     if config.beam == "flink":  # the cluster's workers and the job server as the pipeline image has them
         config = dataclasses.replace(config, beam_args=configs.KUBEFLOW_FLINK_ARGS + list(config.beam_args))
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

@@ -195,4 +195,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    if "--verbose" not in sys.argv:
+        from pipeline.console import drop_from_stderr
+
+        drop_from_stderr()
     sys.exit(main())

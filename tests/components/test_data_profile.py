@@ -36,7 +36,22 @@ def test_an_earlier_spans_eval_image_in_the_new_train_is_a_leak():
     findings = new_report(3)
     judge(findings, {"train": profile([("n1", b"old-eval")]), "eval": profile([("n2", b"new")])}, earlier,
           THRESHOLDS, "stop", 100)
-    assert findings["leaks"] == [{"train": ["n1"], "eval": ["span4-e7"], "in": "accepted span 4"}]
+    assert findings["leaks"] == [{"train": ["n1"], "eval": ["span4-e7"], "in": "accepted span 4's eval split"}]
+
+
+def test_an_earlier_spans_train_image_in_the_new_eval_is_a_leak():
+    """The served model (and any window) trained on it: evaluating the candidate there would flatter it."""
+    earlier = [{"span": 2, "eval_images": {}, "train_images": {fingerprint(b"seen"): ["span2-t4"]},
+                "train_distributions": {}, "train_examples": 0}]
+    findings = new_report(3)
+    kept = judge(findings, {"train": profile([("n1", b"new")]), "eval": profile([("e3", b"seen")])}, earlier,
+                 THRESHOLDS, "stop", 100)
+    assert findings["leaks"] == [{"train": ["span2-t4"], "eval": ["e3"],
+                                  "in": "this span's eval split, trained on in accepted span 2"}]
+    assert not passed(findings)
+    assert ("Leakage: train image(s) span2-t4 have the same bytes as eval image(s) e3 of this span's eval split, "
+            "trained on in accepted span 2.") in failure_message(findings)
+    assert kept["train_images"] == {fingerprint(b"new"): ["n1"]}  # kept for the spans after this one
 
 
 def test_distances_by_hand():

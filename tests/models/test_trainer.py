@@ -46,10 +46,10 @@ def test_two_workers_train_in_step_and_end_with_the_same_weights(default_data, t
     assert first["record"]["distribution"] == {"strategy": "MultiWorkerMirroredStrategy", "replicas": 2}
     assert first["iterations"] == second["iterations"] == 4
     # the strategy broadcasts worker 0's initial weights; every step applies the same all-reduced gradient
-    for a, b in zip(first["initial"], second["initial"]):
+    for a, b in zip(first["initial"], second["initial"], strict=True):
         np.testing.assert_array_equal(np.array(a), np.array(b))
     changed = 0
-    for start, a, b in zip(first["initial"], first["final"], second["final"]):
+    for start, a, b in zip(first["initial"], first["final"], second["final"], strict=True):
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=0, atol=1e-6)
         changed += not np.allclose(np.array(start), np.array(a))
     assert changed > len(first["final"]) // 2  # the workers trained, not just stayed at the shared start
@@ -105,10 +105,13 @@ def test_warm_start_survives_a_class_count_change(default_data, tmp_path):
     assert record["warm_started_from"] == str(tmp_path / "serving" / "1")
     assert record["reinitialised_on_warm_start"] == ["retina_cls"]
     assert model.num_classes == 7 and model.head.retina_cls.kernel.shape[-1] == 7 * model.head.num_anchors
-    for kept, restored in ((served.neck, model.neck), (served.head.retina_reg, model.head.retina_reg)):
-        for a, b in zip(kept.weights, restored.weights):
+    for kept, restored in ((served.neck, model.neck), (served.head.retina_reg, model.head.retina_reg),
+                           *zip(served.head.cls_convs + served.head.reg_convs,
+                                model.head.cls_convs + model.head.reg_convs, strict=True)):
+        assert kept.weights
+        for a, b in zip(kept.weights, restored.weights, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     x = tf.random.uniform([1, 128, 128, 3], seed=3)
-    for a, b in zip(served.backbone(x, return_features=True), model.backbone(x, return_features=True)):
+    for a, b in zip(served.backbone(x, return_features=True), model.backbone(x, return_features=True), strict=True):
         # folded kernels: their rounding carried through 4 stages
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=5e-4)

@@ -1,6 +1,6 @@
 """The pipeline's Beam steps on a real Flink cluster: a JobManager and two TaskManagers, each its own JVM on loopback,
 started by ``pipeline.cluster`` from Flink's jars (PyPI) and Beam's job server (built by Maven) -- ``make
-test-cluster``, which ``.ci/run`` runs after ``make test``.
+test-slow``, which ``.ci/run`` runs after ``make test``.
 
 1. The whole pipeline runs with ``--beam flink`` and with the DirectRunner on the same data and seed: every Beam
    component (both ExampleGens, StatisticsGen, Transform, the Evaluator, BulkInferrer) is a job that Flink's own REST
@@ -50,7 +50,7 @@ def free_port() -> int:
 def flink_cluster(tmp_path_factory):
     """A 2-TaskManager cluster in a home of its own (Flink's jars and the job server shared with the user's cache),
     always torn down: every process it started is gone afterwards."""
-    shared = flink.job_server_dir(), flink.flink_home()  # fetched by `make test-cluster` beforehand
+    shared = flink.job_server_dir(), flink.flink_home()  # fetched by `make test-slow` beforehand
     home = tmp_path_factory.mktemp("tfdet_home")
     os.makedirs(home / "flink")
     for path in shared:

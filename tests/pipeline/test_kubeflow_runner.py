@@ -23,7 +23,7 @@ def compiled_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("kfp")
     return compile_pipeline(str(root / "pipeline.yaml"), "example.io/tfdet:test", str(root / "pipeline_root"),
                             "gs://bucket/data", "gs://bucket/serving", beam="dataflow", train_steps=123,
-                            window_spans=3, distribution="multi_worker",
+                            window_spans=3, distribution="mirrored",
                             trainer_resources={"cpu": 4, "memory_gb": 16, "accelerator": "nvidia-tesla-t4",
                                                "accelerator_count": 1})
 
@@ -35,7 +35,7 @@ def compiled(compiled_path):
 
 
 def test_compiles_to_a_kfp_pipeline_spec(compiled):
-    spec = json_format.ParseDict(compiled, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=True)
+    spec = json_format.ParseDict(compiled, pipeline_spec_pb2.PipelineSpec())  # strict: every field is kfp's
     assert spec.schema_version == "2.0.0" and spec.pipeline_info.name == "tfdet"
     tasks = set(spec.root.dag.tasks)
     assert {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "BoxGate", "Transform",
@@ -52,7 +52,7 @@ def test_image_beam_arguments_and_parameters_reach_the_spec(compiled):
     trainer = compiled["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
     assert json.loads(trainer["train_args"]["runtimeValue"]["constantValue"]["stringValue"])["num_steps"] == 123
     custom = json.loads(trainer["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
-    assert custom["window_spans"] == 3 and custom["distribution"] == "multi_worker"
+    assert custom["window_spans"] == 3 and custom["distribution"] == "mirrored"
     assert custom["warm_start_dir"] == "gs://bucket/serving" and custom["accepted_spans_dir"].endswith("accepted_spans")
     gate = compiled["root"]["dag"]["tasks"]["BoxGate"]["inputs"]["parameters"]
     assert gate["registry_dir"]["runtimeValue"]["constantValue"]["stringValue"] == custom["accepted_spans_dir"]
@@ -64,7 +64,8 @@ def test_image_beam_arguments_and_parameters_reach_the_spec(compiled):
 def test_output_must_be_yaml(tmp_path):
     with pytest.raises(ValueError, match=r"--output must end in .yaml"):
         compile_pipeline(str(tmp_path / "p.json"), "img", str(tmp_path), "d", "s")
-    with pytest.raises(ValueError, match=r"--beam must be one of \['dataflow', 'direct', 'flink', 'spark'\]"):
+    with pytest.raises(ValueError, match=r"Beam engine must be one of direct, in-memory, flink, portable, dataflow, "
+                                         r"got 'storm'"):
         compile_pipeline(str(tmp_path / "p.yaml"), "img", str(tmp_path), "d", "s", beam="storm")
 
 
@@ -179,6 +180,9 @@ def test_bad_window_distribution_and_resources_are_refused(tmp_path):
         compile_pipeline(out, "img", str(tmp_path), "d", "s", window_spans=0)
     with pytest.raises(ValueError, match=r"distribution must be None, 'mirrored' or 'multi_worker', got 'horovod'"):
         compile_pipeline(out, "img", str(tmp_path), "d", "s", distribution="horovod")
+    with pytest.raises(ValueError, match=r"distribution 'multi_worker' needs several Trainer processes with TF_CONFIG, "
+                                         r"and TFX's Trainer on Kubeflow is one pod: use 'mirrored'"):
+        compile_pipeline(out, "img", str(tmp_path), "d", "s", distribution="multi_worker")
     with pytest.raises(ValueError, match=r"accelerator 'nvidia-tesla-t4' needs accelerator_count >= 1, got 0"):
         compile_pipeline(out, "img", str(tmp_path), "d", "s", trainer_resources={"accelerator": "nvidia-tesla-t4"})
 
@@ -192,6 +196,13 @@ def test_submit_without_a_package_compiles_from_the_flags(kfp_api, tmp_path, cap
     executors = run["pipeline_spec"]["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {"example.io/tfdet:flags"}
     assert executors["Trainer_executor"]["container"]["resources"] == {"cpuLimit": 2.0, "memoryLimit": 6.0}
-    assert "--runner=FlinkRunner" in json.dumps(run["pipeline_spec"])
+    spec_text = json.dumps(run["pipeline_spec"])
+    # Beam's Flink-on-Kubernetes layout: the JobManager service, a worker pool beside each TaskManager, the job
+    # server the image carries (not this machine's)
+    for arg in ("--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--environment_type=EXTERNAL",
+                "--environment_config=localhost:50000",
+                "--flink_job_server_jar=/opt/tfdet/flink/job-server-2.56.0/beam-flink-job-server.jar"):
+        assert arg in spec_text, arg
+    assert "PROCESS" not in spec_text
     trainer = run["pipeline_spec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
     assert json.loads(trainer["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])["distribution"] is None

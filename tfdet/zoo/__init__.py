@@ -102,8 +102,7 @@ def _set(config: Dict[str, Any], dotted: str, value: Any) -> None:
                            f"{', '.join(k for k, v in node.items() if isinstance(v, dict))}")
         node = node[key]
     if isinstance(value, dict) and isinstance(node.get(leaf), dict):
-        for key, inner in value.items():
-            _set(node[leaf], key, inner)
+        node[leaf] = merge_sections(node[leaf], value)  # the zoo's rule: another ``name`` replaces the section
     else:
         node[leaf] = value
 

@@ -43,7 +43,9 @@ def test_a_head_in_one_file_trains_exports_and_serves_through_the_zoo(tmp_path, 
         sys.path.remove(str(tmp_path))
     assert "SharedTowerHead" in HEADS
 
-    model = tfdet.create_model("tiny", num_classes=5, pretrained=False, head=dict(name="SharedTowerHead"))
+    # another head by name replaces the entry's head section: it keeps what it is given (here tiny's anchors etc.)
+    head = dict(get_entry("tiny").MODEL["head"], name="SharedTowerHead")
+    model = tfdet.create_model("tiny", num_classes=5, head=head)
     assert type(model.head).__name__ == "SharedTowerHead" and not model.head.reg_convs
     assert model.get_config()["config"]["head"]["name"] == "SharedTowerHead"
     tiny = tfdet.create_model("tiny", num_classes=5)

@@ -12,6 +12,16 @@ def build(config):
     return OneStageModel(ConfigOneStage(**config)).build_model()
 
 
+def neck_and_head_weights(model):
+    """Every weight of the neck and of the head but its class logits, in a fixed order."""
+    parts = [model.neck] + [getattr(model.head, name) for name in
+                            ("cls_convs", "cls_norms", "reg_convs", "reg_norms", "retina_reg")]
+    weights = [w for part in parts for layer in (part if isinstance(part, list) else [part]) if layer is not None
+               for w in layer.weights]
+    assert len(weights) >= 16  # the FPN, both towers with their norms and the regressor, not a few layers
+    return weights
+
+
 def perturb(model, seed=0):
     rng = np.random.RandomState(seed)
     model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in model.get_weights()])
@@ -41,7 +51,7 @@ def test_same_classes_restore_everything(trained, source):
     report = restore_detector(fresh, f"{folder}/{source}")
     assert report.reinitialised == []
     x = tf.random.uniform([1, 128, 128, 3], seed=1)
-    for a, b in zip(tf.nest.flatten(model(x)), tf.nest.flatten(fresh(x))):
+    for a, b in zip(tf.nest.flatten(model(x)), tf.nest.flatten(fresh(x)), strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=5e-4)
 
 
@@ -51,15 +61,13 @@ def test_another_class_count_keeps_all_but_the_class_logits(trained):
     initial_logits = [w.numpy() for w in fresh.head.retina_cls.weights]
     report = restore_detector(fresh, f"{folder}/1")
     assert report.reinitialised == ["retina_cls"]
-    for kept, restored in ((model.head.retina_reg, fresh.head.retina_reg), (model.neck, fresh.neck),
-                           (model.head.cls_convs[0], fresh.head.cls_convs[0])):
-        for a, b in zip(kept.weights, restored.weights):
-            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
-    for before, after in zip(initial_logits, fresh.head.retina_cls.weights):
+    for a, b in zip(neck_and_head_weights(model), neck_and_head_weights(fresh), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=b.name)  # towers, norms, regressor
+    for before, after in zip(initial_logits, fresh.head.retina_cls.weights, strict=True):
         np.testing.assert_array_equal(before, after.numpy())  # left as initialised (prior bias)
     x = tf.random.uniform([1, 128, 128, 3], seed=2)
     features, again = model.backbone(x, return_features=True), fresh.backbone(x, return_features=True)
-    for a, b in zip(features, again):  # the export folded weight standardisation: equal up to rounding
+    for a, b in zip(features, again, strict=True):  # the export folded weight standardisation: equal up to rounding
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=5e-4)
 
 
