@@ -16,13 +16,11 @@ Writes benchmarks/results/conv_gradient_<precision>.json.
 import argparse
 import os
 import statistics
-import sys
 import time
-import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 
 import tensorflow as tf  # noqa: E402
 

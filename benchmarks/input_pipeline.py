@@ -11,16 +11,9 @@ ColorJitter, with tfdet's pipelines as shipped (tf.data autotuning off) and with
 import argparse
 import os
 import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-import warnings  # noqa: E402
-
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
-
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
 import tensorflow as tf  # noqa: E402
 
 import tfdet  # noqa: E402,F401

@@ -11,16 +11,9 @@ benchmarks/results/iterator_teardown.json.
 """
 
 import argparse
-import os
-import sys
 import time
-import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
-
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
 import tf_keras  # noqa: E402
 
 import tfdet  # noqa: E402,F401
@@ -28,7 +21,6 @@ from benchmarks.peer_workers.timed_fit import step_clock  # noqa: E402
 from benchmarks.report import save  # noqa: E402
 from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
-from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
 from tfdet.zoo import get_entry  # noqa: E402
 
 
@@ -41,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     entry = get_entry(args.config)
     span = generate_default_dataset(args.data)[1]
-    model = OneStageModel(ConfigOneStage(**entry.MODEL)).build_model()
+    model = tfdet.create_model(args.config, pretrained=False)
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-4))
 
     def batches(autotune: bool):

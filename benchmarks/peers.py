@@ -33,7 +33,7 @@ import subprocess
 import sys
 from typing import Dict, List, Optional
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
 
 from benchmarks.report import RESULTS, save  # noqa: E402
 

@@ -25,13 +25,8 @@ import json
 import os
 import shutil
 import sys
-import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
-
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 

@@ -14,16 +14,10 @@ import argparse
 import io
 import os
 import statistics
-import sys
 import tempfile
 import time
-import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
-
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
@@ -34,7 +28,6 @@ from benchmarks.report import save  # noqa: E402
 from tfdet.dataio.pipeline import pipeline, training_batches  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
 from tfdet.export import export_saved_model  # noqa: E402
-from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
 from tfdet.zoo import get_entry  # noqa: E402
 
 
@@ -79,12 +72,11 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=10)
     args = parser.parse_args()
     span = generate_default_dataset(args.data)[1]
-    base = get_entry("retinanet_resnetv2_50_fpn_512").MODEL
     results = {}
     for name, changes in (("float32", {}), ("mixed_bfloat16", {"mixed_precision": "mixed_bfloat16"}),
                           ("float32 + XLA forward", {"jit_compile": True}),
                           ("mixed_bfloat16 + XLA forward", {"mixed_precision": "mixed_bfloat16", "jit_compile": True})):
-        model = OneStageModel(ConfigOneStage(**base, **changes)).build_model()
+        model = tfdet.create_model("retinanet_resnetv2_50_fpn_512", **changes)
         seconds = latency(model, args.latency_runs)
         rate = train_rate(model, span, args.train_steps) if "XLA" not in name else None
         results[name] = {"savedmodel_seconds_per_image": round(seconds, 3),

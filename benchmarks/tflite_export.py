@@ -12,16 +12,10 @@ after a warm-up) and COCO mAP@0.5 / mAP with pycocotools. Writes benchmarks/resu
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
-import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
-
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -30,9 +24,7 @@ from benchmarks.report import save  # noqa: E402
 from tfdet.dataio.synthetic import generate_default_dataset  # noqa: E402
 from tfdet.evaluation import coco_metrics, eval_dataset  # noqa: E402
 from tfdet.export.tflite import QUANTIZATIONS, export_tflite  # noqa: E402
-from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: E402
 from tfdet.models.preprocessing import boxes_to_original  # noqa: E402
-from tfdet.zoo import get_entry  # noqa: E402
 
 
 def eval_inputs(model, span: str):
@@ -74,12 +66,11 @@ def main() -> None:
     parser.add_argument("--data", default="data")
     parser.add_argument("--images", type=int, default=40, help="eval images used")
     args = parser.parse_args()
-    entry = get_entry(args.config)
     weights = args.weights or os.path.join(args.data, f"{args.config}_weights", "ckpt")
     if not tf.io.gfile.exists(weights + ".index"):
         raise SystemExit(f"no trained weights at {weights}; run benchmarks/train_default.py --config {args.config}")
     span = generate_default_dataset(args.data)[1]
-    model = OneStageModel(ConfigOneStage(**dict(entry.MODEL))).build_model()
+    model = tfdet.create_model(args.config, pretrained=False)
     model.load_weights(weights).expect_partial()
     items = eval_inputs(model, span)[:args.images]
     truth = [item[2] for item in items]

@@ -9,16 +9,12 @@ the eval split (pycocotools), mAP@0.5 every --eval-every epochs, the loss curve 
 """
 
 import argparse
-import json
 import os
+import json
 import sys
 import tempfile
-import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
 
 import tfdet  # noqa: E402,F401
 from benchmarks.groupnorm_ab import use_tf_keras_groupnorm  # noqa: E402
@@ -77,6 +73,7 @@ def main() -> None:
             json.dump(out, handle, indent=2)
     else:
         save(f"train_{args.config}{suffix}.json", out)
+    model.save_weights(os.path.join(args.data, f"{args.config}_weights", "ckpt"))  # what tflite_export.py reads
 
 
 if __name__ == "__main__":

@@ -15,14 +15,11 @@ Writes benchmarks/results/train_step_profile_<model>_<precision>.json.
 import argparse
 import os
 import statistics
-import sys
 import time
-import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-warnings.filterwarnings("ignore", message=".*non-supported Python version.*")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

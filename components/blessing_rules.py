@@ -25,10 +25,10 @@ def boxes_per_class(truth: Sequence[Mapping[str, Any]], names: Mapping[int, str]
     return {name: counts.get(label, 0) for label, name in sorted(names.items())}
 
 
-def shown(value: float, bound: float, signed: bool = False) -> str:
+def shown(value: float, bound: float) -> str:
     """``value`` with the fewest decimals (3 to 6) that do not print it equal to ``bound`` when it is not."""
     for decimals in range(3, 7):
-        text = f"{value:{'+' if signed else ''}.{decimals}f}"
+        text = f"{value:.{decimals}f}"
         if value == bound or float(text) != bound:
             return text
     return repr(value)
@@ -62,7 +62,7 @@ def decide(candidate: Dict[str, Any], baseline: Optional[Dict[str, Any]], class_
         change = candidate["AP50"] - baseline["AP50"]
         if judged and change < -max_map50_drop:
             reasons.append(f"mAP@0.5 {candidate['AP50']:.3f} vs served {baseline['AP50']:.3f}: a change of "
-                           f"{shown(change, -max_map50_drop, signed=True)}, below the least allowed "
+                           f"{shown(change, -max_map50_drop)}, below the least allowed "
                            f"{-max_map50_drop:+.3f} (max_map50_drop; {SOURCE})")
         per_class = {}
         for name in judged:
@@ -72,7 +72,7 @@ def decide(candidate: Dict[str, Any], baseline: Optional[Dict[str, Any]], class_
             boxes = class_boxes[name]
             per_class[name] = {"candidate": mine, "baseline": theirs, "eval_boxes": boxes}
             if boxes >= min_class_boxes and mine - theirs < -max_class_ap50_drop:
-                drop = shown(mine - theirs, -max_class_ap50_drop, signed=True)
+                drop = shown(mine - theirs, -max_class_ap50_drop)
                 reasons.append(f"class {name!r} AP@0.5 {mine:.3f} vs served {theirs:.3f} ({boxes} eval boxes): a "
                                f"change of {drop}, below the least allowed {-max_class_ap50_drop:+.3f} "
                                f"(max_class_ap50_drop; {SOURCE})")

@@ -68,8 +68,8 @@ def test_a_number_just_below_the_bar_is_never_printed_as_the_bar():
     verdict = decide(metrics(0.49996, {"cat": 0.49996}), None, {"cat": 30}, **THRESHOLDS)
     assert verdict["reasons"][0].startswith("mAP@0.5 0.49996 is below the value threshold 0.5 ")
     assert shown(0.4996, 0.5) == "0.4996" and shown(0.42, 0.5) == "0.420" and shown(0.5, 0.5) == "0.500"
-    assert shown(-0.0101, -0.01, signed=True) == "-0.0101" and shown(0.2, -0.01, signed=True) == "+0.200"
-    assert shown(0.4999999999, 0.5) == repr(0.4999999999)
+    assert shown(-0.0101, -0.01) == "-0.0101" and shown(0.2, -0.01) == "0.200"
+    assert shown(0.4999999999, 0.5) == repr(0.4999999999) and shown(0.49999994, 0.5) == "0.49999994"
 
 
 @pytest.mark.parametrize("labels, expected", [
@@ -79,3 +79,42 @@ def test_a_number_just_below_the_bar_is_never_printed_as_the_bar():
 def test_boxes_per_class_counts_the_eval_truth_with_absent_classes_as_zero(labels, expected):
     truth = [{"labels": image} for image in labels]
     assert boxes_per_class(truth, {0: "cat", 1: "dog", 2: "eel"}) == expected
+
+
+def test_the_verdict_records_the_numbers_compared():
+    verdict = decide(metrics(0.62, {"cat": 0.7, "dog": 0.54}), metrics(0.6, {"cat": 0.7, "dog": 0.5}),
+                     {"cat": 20, "dog": 20}, **THRESHOLDS)
+    assert {k: verdict[k] for k in ("candidate_map50", "candidate_map", "baseline_map50", "baseline_map")} == {
+        "candidate_map50": 0.62, "candidate_map": 0.31, "baseline_map50": 0.6, "baseline_map": 0.3}
+    assert verdict["map_definition"] == "pycocotools, eval split: mean over 2 classes with eval boxes"
+
+
+def test_a_drop_of_exactly_the_allowed_amount_passes_and_a_hair_more_is_shown_precisely():
+    # 0.25 and 0.5 are exact in binary: the change is exactly -0.25
+    at_the_edge = dict(THRESHOLDS, min_map50=0.0, max_map50_drop=0.25, max_class_ap50_drop=0.25)
+    assert decide(metrics(0.5, {"cat": 0.5}), metrics(0.75, {"cat": 0.75}), {"cat": 30}, **at_the_edge)["blessed"]
+    small = decide(metrics(0.55, {"cat": 0.55}), metrics(0.555, {"cat": 0.555}), {"cat": 30}, **THRESHOLDS)
+    assert small["blessed"]  # a drop within max_map50_drop (0.01) is allowed
+    verdict = decide(metrics(0.5, {"cat": 0.5}), metrics(0.5101, {"cat": 0.6001}), {"cat": 30}, **THRESHOLDS)
+    assert verdict["reasons"] == [
+        "mAP@0.5 0.500 vs served 0.510: a change of -0.0101, below the least allowed -0.010 (max_map50_drop; "
+        "pycocotools, eval split)",
+        "class 'cat' AP@0.5 0.500 vs served 0.600 (30 eval boxes): a change of -0.1001, below the least allowed "
+        "-0.100 (max_class_ap50_drop; pycocotools, eval split)"]
+
+
+def test_a_class_with_exactly_min_class_boxes_is_judged():
+    served, candidate = metrics(0.6, {"cat": 0.9}), metrics(0.6, {"cat": 0.5})
+    assert not decide(candidate, served, {"cat": 10}, **THRESHOLDS)["blessed"]  # 10 boxes: min_class_boxes
+    assert decide(candidate, served, {"cat": 9}, **THRESHOLDS)["blessed"]
+
+
+def test_a_class_the_served_model_was_not_scored_on_is_skipped_and_the_others_still_judged():
+    served = metrics(0.6, {"dog": 0.9})  # scored before 'cat' had eval boxes
+    candidate = metrics(0.6, {"cat": 0.7, "dog": 0.4})
+    verdict = decide(candidate, served, {"cat": 30, "dog": 30}, **THRESHOLDS)
+    assert set(verdict["per_class_ap50"]) == {"dog"}
+    assert [r.split(" AP@0.5")[0] for r in verdict["reasons"]] == ["class 'dog'"]  # cat skipped, dog still judged
+    refused = decide(metrics(0.4, {"cat": 0.4, "dog": 0.4}), None, {"cat": 30, "dog": 30}, **THRESHOLDS)
+    assert refused["reasons"] == ["mAP@0.5 0.400 is below the value threshold 0.5 (min_map50; pycocotools, eval "
+                                  "split: mean over 2 classes with eval boxes)"]

@@ -4,7 +4,7 @@ cpu_small's backbone, neck, input pipeline and recipe with mmdetection's ATSS he
 (COCO's 8 in proportion to the 320-pixel input).
 """
 
-from tfdet.zoo._heads import ATSS_HEAD
+from tfdet.zoo._parts import ATSS_HEAD
 
 BASE = "cpu_small"
 MODEL = dict(head=dict(ATSS_HEAD, num_classes=5, stacked_convs=2, feat_channels=64))

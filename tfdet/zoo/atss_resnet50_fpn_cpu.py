@@ -4,7 +4,7 @@ The backbone, neck, input pipeline and recipe of retinanet_resnet50_fpn_cpu; mmd
 2 convs of 128 and GroupNorm. Anchors of 3 strides (24 px at P3) suit small objects such as tree crowns.
 """
 
-from tfdet.zoo._heads import ATSS_HEAD
+from tfdet.zoo._parts import ATSS_HEAD
 
 BASE = "retinanet_resnet50_fpn_cpu"
 MODEL = dict(head=dict(ATSS_HEAD, num_classes=80, stacked_convs=2, feat_channels=128))

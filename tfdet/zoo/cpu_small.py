@@ -4,6 +4,8 @@ Anchors start at 16 px (octave_base_scale 2) because the default data has
 objects from about 12 px; four levels (strides 8-64) cover up to about 270 px.
 """
 
+from tfdet.zoo._parts import RETINA_HEAD, letterbox_crop_flip
+
 SIZE = 320
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -11,19 +13,9 @@ MODEL = dict(
     backbone=dict(name="resnetv2", input_size=(SIZE, SIZE), nb_blocks=(1, 1, 2, 1), width_factor=0.25, groups=8),
     neck=dict(name="fpn", start_level=1, num_nb_ins=4, num_nb_outs=4, filters=64, add_extra_convs=True,
               extra_convs_on="on_input"),
-    head=dict(
-        name="AnchorHead",
-        num_classes=5,
-        anchor_config=dict(octave_base_scale=2, scales_per_octave=3, ratios=[0.5, 1.0, 2.0]),
-        assigner=dict(name="max_iou_assigner", pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0),
-        sampler=dict(name="pseudo"),
-        bbox_encode=dict(name="deltaxywh"),
-        loss_cls=dict(name="focalloss", gamma=2.0, alpha=0.25),
-        loss_bbox=dict(name="L1Loss"),
-        stacked_convs=2,
-        feat_channels=64,
-        norm_cfg=dict(name="GN", groups=16),
-    ),
+    head=dict(RETINA_HEAD, name="AnchorHead", num_classes=5, stacked_convs=2, feat_channels=64,
+              anchor_config=dict(octave_base_scale=2, scales_per_octave=3, ratios=[0.5, 1.0, 2.0]),
+              norm_cfg=dict(name="GN", groups=16)),
     mean=MEAN,
     std=STD,
 )
@@ -34,11 +26,4 @@ TRAIN = dict(batch_size=8, epochs=20, steps=1500, optimizer="adam", learning_rat
 
 def train_steps(pattern: str, size: int = SIZE) -> list:
     """The training input pipeline; ``size``: the network input (a multiple of 32)."""
-    return [
-        dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
-        dict(name="Resize", height=size, width=size),
-        # half of the letterboxed images are cropped and zoomed (up to 1.4x, aspect 0.75-1.33)
-        dict(name="RandomResized", height=size, width=size, scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.5),
-        dict(name="RandomFlip", direction="horizontal", p=0.5),
-        dict(name="Normalize", mean=MEAN, std=STD),
-    ]
+    return letterbox_crop_flip(pattern, size, MEAN, STD)

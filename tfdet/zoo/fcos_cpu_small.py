@@ -4,7 +4,7 @@ cpu_small's backbone, neck, input pipeline and recipe with mmdetection's FCOS v2
 ranges halved with the input (320 instead of COCO's 800+).
 """
 
-from tfdet.zoo._heads import FCOS_HEAD
+from tfdet.zoo._parts import FCOS_HEAD
 
 BASE = "cpu_small"
 MODEL = dict(head=dict(FCOS_HEAD, num_classes=5, regress_ranges=[(-1, 32), (32, 64), (64, 128), (128, 1e8)],

@@ -8,6 +8,7 @@ one machine: SGD, momentum 0.9, weight decay 1e-4, linear warm-up, cosine decay.
 """
 
 from tfdet.weights.keras_resnet import CAFFE_MEAN_RGB
+from tfdet.zoo._parts import RETINA_HEAD
 
 SIZE = 512
 MEAN, STD = tuple(v / 255.0 for v in CAFFE_MEAN_RGB), (1 / 255.0,) * 3
@@ -17,18 +18,7 @@ MODEL = dict(
                   init_cfg=dict(name="Pretrained", checkpoint="keras:resnet50_imagenet")),
     neck=dict(name="fpn", start_level=1, num_nb_ins=4, num_nb_outs=5, filters=256, add_extra_convs=True,
               extra_convs_on="on_input"),
-    head=dict(
-        name="RetinaHead",
-        num_classes=80,
-        anchor_config=dict(octave_base_scale=4, scales_per_octave=3, ratios=[0.5, 1.0, 2.0]),
-        assigner=dict(name="max_iou_assigner", pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0),
-        sampler=dict(name="pseudo"),
-        bbox_encode=dict(name="deltaxywh"),
-        loss_cls=dict(name="focalloss", gamma=2.0, alpha=0.25),
-        loss_bbox=dict(name="L1Loss"),
-        stacked_convs=4,
-        feat_channels=256,
-    ),
+    head=dict(RETINA_HEAD, name="RetinaHead", num_classes=80, stacked_convs=4, feat_channels=256),
     mean=MEAN,
     std=STD,
 )

@@ -7,6 +7,7 @@ come out better upscaled (see the README's tree-crown benchmark for what was tri
 Recipe: AdamW 2e-4, 50 warm-up steps, cosine decay over 700 steps of 4 images.
 """
 
+from tfdet.zoo._parts import letterbox_crop_flip
 from tfdet.zoo.retinanet_resnet50_fpn import MEAN, SIZE, STD
 
 BASE = "retinanet_resnet50_fpn"
@@ -23,12 +24,6 @@ TRAIN = dict(batch_size=4, steps=700, optimizer="adamw", learning_rate=2e-4, wei
 
 
 def train_steps(pattern: str, size: int = SIZE) -> list:
-    """The training input pipeline; ``size``: the network input (a multiple of 32)."""
-    return [
-        dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
-        dict(name="Resize", height=size, width=size),
-        dict(name="RandomResized", height=size, width=size, scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.5),
-        dict(name="RandomFlip", direction="horizontal", p=0.5),
-        dict(name="RandomFlip", direction="vertical", p=0.5),
-        dict(name="Normalize", mean=MEAN, std=STD),
-    ]
+    """The training input pipeline (flips both ways: tree crowns seen from above have no up); ``size``: the network
+    input (a multiple of 32)."""
+    return letterbox_crop_flip(pattern, size, MEAN, STD, vertical_flip=True)

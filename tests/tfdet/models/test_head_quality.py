@@ -10,7 +10,7 @@ from tfdet.dataio.record_files import read_records
 from tfdet.evaluation import average_precision
 from tfdet.evaluation.saved_model import ground_truth
 from tfdet.training.train import train_detector
-from tfdet.zoo._heads import ATSS_HEAD, FCOS_HEAD
+from tfdet.zoo._parts import ATSS_HEAD, FCOS_HEAD
 
 TOWER = dict(stacked_convs=1, feat_channels=32, norm_cfg=dict(name="GN", groups=8))
 HEADS = {
