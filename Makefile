@@ -8,7 +8,7 @@ DATA ?= data
 # the tests run in one worker process per core (pytest-xdist); PYTEST_ARGS= runs them in one process
 PYTEST_ARGS ?= -n auto
 
-.PHONY: setup run data test test-slow cluster cluster-down bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
+.PHONY: setup run data test test-slow mutation cluster cluster-down bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
 	bench-peers bench-profile bench-ops bench-conv bench-trace bench-teardown bench-tflite bench-ab bench-beam weights lint clean
 
 setup: $(STAMP)
@@ -40,6 +40,12 @@ test: setup
 test-slow: setup
 	$(PY) -m pipeline.cluster fetch
 	$(PY) -m pytest -m "slow or cluster" -p no:xdist
+
+# mutation testing of the decision modules (pyproject.toml [tool.mutmut]): prints "mutation score: S"
+mutation: setup
+	rm -rf mutants
+	$(PY) -m mutmut run --max-children 1 > /dev/null || true
+	$(PY) tests/mutation_score.py
 
 # a Flink session cluster on this machine for `python -m pipeline.local_runner --beam flink` (WORKERS=2)
 WORKERS ?= 2

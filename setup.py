@@ -37,8 +37,8 @@ setup(
     extras_require={
         "pipeline": PIPELINE,
         "kubeflow": PIPELINE + ["kfp==2.5.0"],
-        "dev": ["pytest>=8", "pytest-timeout>=2", "pytest-xdist>=3", "ruff", "nbclient", "nbformat", "nbconvert", "ipykernel",
-                "matplotlib"],
+        "dev": ["pytest>=8", "pytest-timeout>=2", "pytest-xdist>=3", "ruff", "nbclient", "nbformat", "nbconvert",
+                "ipykernel", "matplotlib"],
     },
     entry_points={"console_scripts": ["tfdet=tfdet.cli:main"]},
 )

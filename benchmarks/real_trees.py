@@ -68,12 +68,12 @@ def prepare(work: str) -> dict:
 
 
 def run(name: str, data: dict, work: str, seed: int, steps: int = None, extra: dict = None,
-        recipe_changes: dict = None) -> dict:
+        recipe_changes: dict = None, tag: str = "") -> dict:
     """One seeded fine-tune of ``name`` through tfdet's training driver, evaluated on the held-out scene."""
     entry_name, overrides = RUNS[name]
     overrides = {**overrides, **(extra or {})}
     pretrained = overrides.pop("pretrained", None)
-    work_dir = os.path.join(work, "runs", f"{name}-seed{seed}")
+    work_dir = os.path.join(work, "runs", f"{name}{tag}-seed{seed}")
     shutil.rmtree(work_dir, ignore_errors=True)  # a fresh run, not a resumed one
     result = train_detector(entry_name, f"{data['span']}/train-*.tfrecord", work_dir, class_names=data["label_map"],
                             steps=steps, pretrained=pretrained, overrides=overrides, recipe=recipe_changes,
@@ -249,12 +249,12 @@ def main() -> None:
         runs = []
         for seed in seeds:
             result = (run_kerashub(data, args.work, seed, args.steps) if name == "kerashub"
-                      else run(name, data, args.work, seed, args.steps, extra, recipe_changes))
+                      else run(name, data, args.work, seed, args.steps, extra, recipe_changes, args.tag))
             ground_truth, detections = result.pop("_predictions")
             runs.append(result)
-            if name == "pretrained" and seed == seeds[0] and not (extra or recipe_changes or args.tag):
+            if name == "pretrained" and seed == seeds[0]:
                 draw(ground_truth, detections, data["label_map"], os.path.join(args.work, "voc"),
-                     os.path.join(RESULTS, "real_trees.png"))
+                     os.path.join(RESULTS, f"real_trees{args.tag}.png"))
             print(json.dumps({name: {k: v for k, v in result.items() if k != "loss_per_epoch"}}), flush=True)
         results["runs"][name] = runs
         results["summary"][name] = {metric: spread([r[metric] for r in runs])

@@ -9,8 +9,8 @@ the eval split (pycocotools), mAP@0.5 every --eval-every epochs, the loss curve 
 """
 
 import argparse
-import os
 import json
+import os
 import sys
 import tempfile
 

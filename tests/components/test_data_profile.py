@@ -81,3 +81,70 @@ def test_a_drifted_span_stops_the_gate_naming_the_feature_and_both_distributions
     small = new_report(3)
     judge(small, {"train": after, "eval": profile([("e", b"e")])}, earlier, THRESHOLDS, "stop", 500)
     assert small["drift"] == [] and small["drift_note"].startswith("drift not judged: fewer than 500")
+
+
+def test_the_profile_histograms_and_class_shares_by_hand():
+    split = SplitProfile()
+    # 100 x 200 image; box A 0.25 x 0.25 of the image (size sqrt(0.0625) = 0.25, aspect log2(50 / 25) = 1),
+    # box B a sliver beyond the aspect range (log2 of 64 clipped to the last bin), labels 2 and 0
+    split.add(b"one", "a", 100, 200, [(0.0, 0.0, 0.25, 0.25), (0.0, 0.0, 0.01, 0.32)], [2, 0])
+    split.add(b"two", "b", 5000, 300, [], [])  # no boxes; a longer side beyond the last image-size edge
+    found = split.distributions()
+    assert found["classes"] == {"0": 0.5, "2": 0.5}
+    assert found["box_size"] == [0.5, 0.0, 0.5] + [0.0] * 7  # sqrt(0.0032) = 0.057 in [0, 0.1); 0.25 in [0.2, 0.3)
+    assert found["box_aspect"] == [0.0] * 8 + [0.5, 0.0, 0.0, 0.5]  # log2(2) = 1 in [1, 1.5); log2(64) -> [2.5, 3]
+    assert found["boxes_per_image"] == [0.5, 0.0, 0.5] + [0.0] * 6  # 0 boxes, 2 boxes
+    assert found["image_size"] == [0.0, 0.5] + [0.0] * 6 + [0.5]  # 200 in [128, 256); 5000 in the last bin
+    assert SplitProfile().distributions()["classes"] == {}  # no boxes: no class shares, not a division by zero
+
+
+def test_fingerprints_are_the_sha256_prefix_of_the_bytes():
+    assert fingerprint(b"abc") == "ba7816bf8f01cfea414140de5dae2223"
+
+
+def test_distances_at_their_edges():
+    assert l_infinity({"0": 1.0}, {"1": 1.0}) == 1.0  # a class on one side only counts in full
+    assert l_infinity({}, {}) == 0.0
+    assert jensen_shannon([0, 0], [1, 0]) == 0.0 and jensen_shannon([1, 0], [0, 0]) == 0.0  # nothing to compare
+    assert jensen_shannon([2, 2], [1, 1]) == pytest.approx(0.0)  # counts are normalised first
+    assert jensen_shannon([3, 1], [1, 3]) == pytest.approx(jensen_shannon([0.75, 0.25], [0.25, 0.75]))
+
+
+def test_drift_is_more_than_the_threshold_and_only_features_both_spans_have():
+    from components.data_profile import drift
+
+    at_the_edge = drift({"classes": {"0": 0.75, "1": 0.25}}, {"classes": {"0": 0.5, "1": 0.5}}, {"classes": 0.25})
+    assert at_the_edge == []  # a distance equal to the threshold is allowed
+    moved = drift({"classes": {"0": 0.8, "1": 0.2}, "box_size": [1, 0]}, {"classes": {"0": 0.5, "1": 0.5}},
+                  {"classes": 0.25, "box_size": 0.1}, previous_span=3)
+    assert moved == [{"feature": "classes", "measure": "L-infinity", "distance": 0.3, "threshold": 0.25,
+                      "current": {"0": 0.8, "1": 0.2}, "previous": {"0": 0.5, "1": 0.5}, "previous_span": 3}]
+    js = drift({"box_size": [0.9, 0.1]}, {"box_size": [0.1, 0.9]}, {"box_size": 0.1})
+    assert js[0]["measure"] == "Jensen-Shannon" and js[0]["distance"] == round(jensen_shannon([0.9, 0.1],
+                                                                                            [0.1, 0.9]), 4)
+
+
+def test_judge_gathers_every_leak_keeps_the_profile_and_judges_drift_from_min_examples_on():
+    seen_train = {fingerprint(b"old-train"): ["s1-t1"]}
+    earlier = [{"span": 1, "eval_images": {fingerprint(b"old-eval"): ["s1-e1"]}, "train_images": seen_train,
+                "train_distributions": profile([("x", b"x")]).distributions(), "train_examples": 2}]
+    train = profile([("t1", b"same"), ("t2", b"old-eval")])
+    evaluation = profile([("e1", b"same"), ("e2", b"old-train")])
+    findings = new_report(3)
+    kept = judge(findings, {"train": train, "eval": evaluation}, earlier, THRESHOLDS, "stop", 2)
+    assert [leak["in"] for leak in findings["leaks"]] == [
+        "this span's eval split", "accepted span 1's eval split",
+        "this span's eval split, trained on in accepted span 1"]  # all three, none overwritten
+    assert findings["drift"] == [] and "drift_note" not in findings  # 2 examples each: judged (min_examples 2)
+    assert kept == {"eval_images": evaluation.images, "train_images": train.images,
+                    "train_distributions": train.distributions(), "train_examples": 2}
+    small = new_report(3)
+    judge(small, {"train": train, "eval": evaluation}, earlier, THRESHOLDS, "stop", 3)
+    assert small["drift_note"] == ("drift not judged: fewer than 3 training examples in this span (2) or span 1 (2)")
+    many = new_report(3)
+    images = [(f"t{i}", f"img-{i}".encode()) for i in range(60)]
+    judge(many, {"train": profile(images), "eval": profile(images)}, [], THRESHOLDS, "stop", 100)
+    assert len(many["leaks"]) == 50  # listed up to max_listed (50 by default); the gate still stops
+    only_train = new_report(3)
+    kept = judge(only_train, {"train": train}, [], THRESHOLDS, "stop", 2)
+    assert kept["eval_images"] == {} and kept["train_examples"] == 2

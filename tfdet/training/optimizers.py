@@ -26,7 +26,8 @@ def build_optimizer(recipe: Mapping[str, Any], total_steps: int, warmup: bool = 
 
     Recipe keys (defaults in brackets): ``optimizer`` (adam), ``learning_rate`` (1e-3),
     ``weight_decay`` (0; decoupled for adamw and sgd), ``momentum`` (0.9, sgd), ``warmup_steps``
-    (min(100, total_steps // 10)), ``clipnorm`` (10, on the global gradient norm).
+    (min(100, total_steps // 10)), ``clipnorm`` (10, on the global gradient norm), ``ema_momentum``
+    (none: an exponential moving average of the weights, e.g. 0.99, which replaces them when ``fit`` ends).
 
     Args:
         recipe: the ``TRAIN`` dict of a zoo entry (other keys are ignored).
@@ -38,6 +39,8 @@ def build_optimizer(recipe: Mapping[str, Any], total_steps: int, warmup: bool = 
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     common = {"learning_rate": build_schedule(recipe, total_steps, warmup),
               "global_clipnorm": float(recipe.get("clipnorm", 10.0))}
+    if recipe.get("ema_momentum"):
+        common.update(use_ema=True, ema_momentum=float(recipe["ema_momentum"]))
     decay = float(recipe.get("weight_decay", 0.0))
     if name == "sgd":
         return tf_keras.optimizers.SGD(momentum=float(recipe.get("momentum", 0.9)), weight_decay=decay or None,

@@ -27,3 +27,25 @@ def test_sgd_and_adamw_take_their_recipe_fields():
     assert isinstance(adamw, tf_keras.optimizers.AdamW) and adamw.weight_decay == 0.05
     with pytest.raises(ValueError, match=r"optimizer must be one of \('adam', 'adamw', 'sgd'\), got 'lamb'"):
         build_optimizer({"optimizer": "lamb"}, 10)
+
+
+def test_ema_momentum_replaces_the_weights_by_their_moving_average_when_fit_ends():
+    """The average computed here from the weights after every step (ema = m * ema + (1 - m) * w, from the initial
+    weights) is what the model holds after ``fit``."""
+
+    model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,), kernel_initializer="ones")])
+    model.compile(optimizer=build_optimizer({"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.0,
+                                             "warmup_steps": 0, "ema_momentum": 0.5}, 4), loss="mse")
+    x, y = np.array([[1.0, 2.0]] * 4, "float32"), np.array([[0.0]] * 4, "float32")
+    trajectory = [model.get_weights()[0].copy()]
+
+    class Record(tf_keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            trajectory.append(self.model.get_weights()[0].copy())
+
+    model.fit(x, y, batch_size=4, epochs=4, verbose=0, callbacks=[Record()])
+    average = trajectory[0]
+    for weights in trajectory[1:]:
+        average = 0.5 * average + 0.5 * weights
+    np.testing.assert_allclose(model.get_weights()[0], average, rtol=1e-5)
+    assert not np.allclose(average, trajectory[-1])  # it is not just the last weights
