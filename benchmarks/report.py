@@ -1,14 +1,37 @@
-"""Where the benchmark scripts put their results: printed as JSON and written to benchmarks/results/."""
+"""Where the benchmark scripts put their results: printed as JSON and written to benchmarks/results/, with the code
+and machine they measured."""
 
+import datetime
 import json
 import os
+import subprocess
 from typing import Any, Dict
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODE = ("tfdet", "components", "models", "pipeline", "benchmarks", "setup.py", "requirements.lock")
+
+
+def provenance() -> Dict[str, Any]:
+    """The commit measured, whether the measured code differed from it, the date and the core count."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    changed = [line for line in git("status", "--porcelain", "--", *CODE).splitlines()
+               if "benchmarks/results/" not in line]
+    return {"commit": git("rev-parse", "--short", "HEAD") or "unknown", "uncommitted_changes": bool(changed),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cores": os.cpu_count()}
 
 
 def save(filename: str, result: Dict[str, Any], show: bool = True) -> str:
-    """Writes ``result`` to benchmarks/results/``filename`` (printing it first when ``show``); returns the path."""
+    """Writes ``result`` and its :func:`provenance` to benchmarks/results/``filename`` (printing it first when
+    ``show``); returns the path."""
+    result = {**result, "measured": provenance()}
     if show:
         print(json.dumps(result, indent=2))
     os.makedirs(RESULTS, exist_ok=True)

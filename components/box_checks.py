@@ -121,9 +121,9 @@ def new_report(num_classes: int) -> Dict:
 def passed(report: Dict) -> bool:
     """Whether the data may be trained on: no bad example, schema anomaly, empty split or leaked image, and
     no drift beyond the thresholds when drift stops the run."""
-    drifted = report.get("drift") and report.get("drift_action", "stop") == "stop"
-    return not (report["bad_examples"] or report["schema_anomalies"] or report["empty_splits"]
-                or report.get("leaks") or drifted)
+    drifted = bool(report["drift"]) and report["drift_action"] == "stop"
+    return not (report["bad_examples"] or report["schema_anomalies"] or report["empty_splits"] or report["leaks"]
+                or drifted)
 
 
 def split_files(examples_uri: str, split: str) -> List[str]:

@@ -1,9 +1,11 @@
 import io
+import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from components.box_checks import check_example, failure_message, new_report, scan_split
+from components.box_checks import check_example, failure_message, new_report, passed, scan_split, split_files
 from tfdet.dataio import features
 
 
@@ -75,8 +77,6 @@ def test_images_the_model_cannot_decode_are_caught_with_its_own_ops():
 def test_an_empty_split_fails_the_gate(tmp_path):
     import tensorflow as tf
 
-    from components.box_checks import passed
-
     path = str(tmp_path / "empty.gz")
     with tf.io.TFRecordWriter(path, options="GZIP"):
         pass
@@ -86,3 +86,41 @@ def test_an_empty_split_fails_the_gate(tmp_path):
     assert failure_message(report).startswith(
         "Split 'train' has no examples: its files are empty or missing (a conversion that rejected every record? "
         "tfdet convert exits with status 1 then).")
+
+
+@pytest.mark.parametrize("finding", [{"bad_examples": 1}, {"schema_anomalies": {"image/height": "missing"}},
+                                     {"empty_splits": ["eval"]}, {"leaks": [{"train": ["t1"], "eval": ["e1"]}]},
+                                     {"drift": [{"feature": "box_size"}]}])
+def test_each_finding_alone_stops_the_gate(finding):
+    assert passed(new_report(3))
+    assert not passed({**new_report(3), **finding})
+
+
+def test_drift_only_warns_when_told_to():
+    assert passed({**new_report(3), "drift": [{"feature": "box_size"}], "drift_action": "warn"})
+
+
+def test_scan_profiles_the_sound_examples_only_and_decodes_by_default(tmp_path):
+    import tensorflow as tf
+
+    from components.data_profile import SplitProfile, fingerprint
+
+    path = str(tmp_path / "data.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in (example(boxes=((0.0, 0.0, 0.5, 0.25),), labels=(2,)), example(labels=(9,)),
+                       example(encoded=b"not an image")):
+            writer.write(record)
+    report, profile = new_report(num_classes=3), SplitProfile()
+    scan_split([path], "train", 3, report, profile=profile)
+    assert report["problems"] == {"label_out_of_range": 1, "image_undecodable": 1}
+    assert profile.images == {fingerprint(png()): ["img-7"]} and profile.labels == {2: 1}
+    assert profile.values["boxes_per_image"] == [1] and profile.values["image_size"] == [8]
+    assert profile.values["box_aspect"] == [-1.0]  # 2 px wide, 4 px high
+
+
+def test_split_files_are_one_splits_files(tmp_path):
+    for name in ("Split-train/a.gz", "Split-train/b.gz", "Split-eval/c.gz"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert sorted(os.path.basename(f) for f in split_files(str(tmp_path), "train")) == ["a.gz", "b.gz"]
+    assert split_files(str(tmp_path), "test") == []

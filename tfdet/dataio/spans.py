@@ -105,12 +105,11 @@ def window(registry_dir: str, examples_uri: str, window_spans: int) -> List[Dict
     check_window(window_spans)
     entries = accepted(registry_dir)
     uri = examples_uri.rstrip("/")
-    current = [entry for entry in entries if entry["uri"] == uri]
-    if not current:
+    newest = next((entry for entry in entries if entry["uri"] == uri), None)
+    if newest is None:
         raise ValueError(f"the Examples at {uri} are not in the accepted-span registry {registry_dir}: BoxGate "
                          "registers a span when it passes, so run the Trainer downstream of BoxGate")
-    older = [entry for entry in entries if entry["span"] < current[0]["span"]][:window_spans - 1]
-    chosen = current[:1] + older
+    chosen = [newest] + [entry for entry in entries if entry["span"] < newest["span"]][:window_spans - 1]
     for entry in chosen[1:]:
         if not _gfile().isdir(entry["uri"]):
             raise FileNotFoundError(f"span {entry['span']} is in the window but its Examples {entry['uri']} are gone; "

@@ -52,3 +52,29 @@ def test_window_errors_say_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"span 1 is in the window but its Examples .*/gone are gone; "
                                                 r"delete .*span-1.json or lower window_spans"):
         spans.window(registry, str(tmp_path / "ExampleGen" / "two"), 2)
+
+
+def test_span_folders_and_the_any_span_pattern():
+    assert spans.span_dir("/data", "7") == os.path.join("/data", "span-7")
+    assert spans.any_span("span-{SPAN}/v{VERSION}/train-*.tfrecord") == "span-*/v*/train-*.tfrecord"
+    assert spans.any_span("span-{SPAN:2}/x-{YYYY}{MM}.gz") == "span-*/x-**.gz"
+
+
+def test_a_profile_is_kept_beside_its_entry_and_is_not_an_entry(tmp_path):
+    registry = str(tmp_path / "accepted_spans")
+    profile = {"span": 3, "eval_images": {"ab12": ["e1"]}, "train_distributions": {"classes": {"0": 1.0}}}
+    spans.register(registry, 3, 0, examples(tmp_path, "3"), {"train": 1}, profile=profile)
+    spans.register(registry, 4, 0, examples(tmp_path, "4"), {"train": 1})
+    (tmp_path / "accepted_spans" / "notes.json").write_text("{}")  # not span-*: ignored
+    assert spans.profile(registry, 3) == profile
+    assert spans.profile(registry, 4) is None
+    assert sorted(os.listdir(registry)) == ["notes.json", "span-3.json", "span-3.profile.json", "span-4.json"]
+    assert [e["span"] for e in spans.accepted(registry)] == [4, 3]
+    assert spans.accepted(str(tmp_path / "no_registry_yet")) == []
+
+
+def test_the_window_matches_an_examples_uri_with_or_without_its_trailing_slash(tmp_path):
+    registry = str(tmp_path / "accepted_spans")
+    uri = examples(tmp_path, "1")
+    spans.register(registry, 1, 0, uri + "/", {})
+    assert [e["uri"] for e in spans.window(registry, uri + "/", 1)] == [uri]

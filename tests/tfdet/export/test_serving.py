@@ -32,3 +32,14 @@ def test_an_empty_missing_or_unset_serving_directory_serves_nothing(tmp_path):
     assert latest_version("") is None and latest_version(None) is None
     os.makedirs(tmp_path / "empty")
     assert latest_version(str(tmp_path / "empty")) is None
+
+
+def test_directory_names_with_a_trailing_slash_count_as_their_number(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    # gfile lists a gs:// directory as "10/"; no bucket here, so the local listing is given GCS's shape
+    local_listdir = tf.io.gfile.listdir
+    monkeypatch.setattr(tf.io.gfile, "listdir", lambda path: [name + "/" for name in local_listdir(path)])
+    root = str(tmp_path / "serving")
+    v9, v10 = make_version(root, "9"), make_version(root, "10")
+    assert versions(root) == [v9, v10] and latest_version(root) == v10
