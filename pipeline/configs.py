@@ -94,6 +94,9 @@ KUBEFLOW_FLINK_ARGS = ["--environment_type=EXTERNAL", "--environment_config=loca
                        "--flink_job_server_jar=/opt/tfdet/flink/job-server-2.56.0/beam-flink-job-server.jar"]
 
 
+RECIPE = "the model's recipe"  # what a training knob left unset means
+
+
 def _knob(default: Any, help_text: str, flag: bool = True, **extra: Any) -> Any:
     mutable = isinstance(default, (list, dict))
     factory = dict(default_factory=lambda: default.copy()) if mutable else dict(default=default)
@@ -115,11 +118,11 @@ class PipelineConfig:
                                                                   "data_root (none: no batch inference)", type=str)
     model_config: str = _knob(MODEL_CONFIG, "a tfdet.zoo model (tfdet models)")
     num_classes: int = _knob(NUM_CLASSES, "classes of the data and the model")
-    train_steps: Optional[int] = _knob(TRAIN_STEPS, "training steps (default: the model's recipe)", type=int)
-    batch_size: Optional[int] = _knob(BATCH_SIZE, "global batch size (default: the model's recipe)", type=int)
-    learning_rate: Optional[float] = _knob(LEARNING_RATE, "peak learning rate (default: the model's recipe)",
-                                           type=float)
-    seed: Optional[int] = _knob(SEED, "training seed: the same seed and data give the same model", type=int)
+    train_steps: Optional[int] = _knob(TRAIN_STEPS, "training steps", type=int, unset=RECIPE)
+    batch_size: Optional[int] = _knob(BATCH_SIZE, "global batch size", type=int, unset=RECIPE)
+    learning_rate: Optional[float] = _knob(LEARNING_RATE, "peak learning rate", type=float, unset=RECIPE)
+    seed: Optional[int] = _knob(SEED, "training seed: the same seed and data give the same model", type=int,
+                                 unset="unseeded")
     min_map50: float = _knob(MIN_MAP50, "blessing: the candidate's COCO mAP@0.5 (pycocotools) must reach this")
     max_map50_drop: float = _knob(MAX_MAP50_DROP, "blessing: largest mAP@0.5 loss against the served model")
     max_class_ap50_drop: float = _knob(MAX_CLASS_AP50_DROP, "blessing: largest AP@0.5 loss of any one class "
@@ -185,7 +188,7 @@ def add_flags(parser: argparse.ArgumentParser, defaults: Optional[PipelineConfig
                                 help=f"{help_text} (default: {default})")
         else:
             kind = field.metadata.get("type") or (type(default) if default is not None else str)
-            shown = "the model's recipe" if default is None else default
+            shown = field.metadata.get("unset", "none") if default is None else default
             parser.add_argument(flag, type=kind, default=default, choices=field.metadata.get("choices"),
                                 help=f"{help_text} (default: {shown})")
 
