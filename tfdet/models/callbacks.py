@@ -77,5 +77,11 @@ class CheckpointResume(tf_keras.callbacks.Callback):
         if (epoch + 1) % self.every_n_epochs == 0:
             self._checkpoint_manager().save(checkpoint_number=epoch + 1)
 
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+        # with an EMA of the weights, fit swaps the average in after the last epoch's save: the newest checkpoint
+        # is saved again so that what is exported or evaluated from the work dir is the model fit returned
+        if getattr(self.model.optimizer, "use_ema", False) and self._manager is not None:
+            self._manager.save(checkpoint_number=int(self._epoch.numpy()))
+
 
 __all__ = ["CheckpointResume"]

@@ -48,3 +48,21 @@ def test_checkpoint_resume_and_coco_evaluation(tmp_path, default_data):
                     callbacks=[third])
     assert CheckpointResume(directory).initial_epoch == 3
     assert tf.train.latest_checkpoint(directory).endswith("ckpt-3")
+
+
+def test_with_an_ema_of_the_weights_the_newest_checkpoint_holds_the_average(tmp_path):
+    from tfdet.training.optimizers import build_optimizer
+
+    def small():
+        model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,), kernel_initializer="ones")])
+        model.compile(optimizer=build_optimizer({"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.0,
+                                                 "warmup_steps": 0, "ema_momentum": 0.5}, 4), loss="mse")
+        return model
+
+    x, y = np.array([[1.0, 2.0]] * 4, "float32"), np.array([[0.0]] * 4, "float32")
+    trained, directory = small(), str(tmp_path / "ckpt")
+    trained.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[CheckpointResume(directory)])
+    restored = small()
+    tf.train.Checkpoint(model=restored).restore(tf.train.latest_checkpoint(directory)).expect_partial()
+    np.testing.assert_array_equal(restored.get_weights()[0], trained.get_weights()[0])
+    assert tf.train.latest_checkpoint(directory).endswith("ckpt-2")
