@@ -1,10 +1,12 @@
-"""Post-processing: pre-NMS top-k, class-wise NMS (tf.image), max detections."""
+"""Post-processing: pre-NMS top-k, class-wise NMS (tf.image), max detections, box voting."""
 
 from __future__ import annotations
 
 from typing import Dict, List
 
 import tensorflow as tf
+
+from tfdet.core.box_ops import pairwise_iou
 
 
 def top_k_per_level(scores: tf.Tensor, k: int) -> tf.Tensor:
@@ -40,6 +42,35 @@ def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_widt
         "detection_classes": tf.cast(nms_classes, tf.int32),
         "num_detections": tf.cast(valid, tf.int32),
     }
+
+
+def box_voting(detections: Dict[str, tf.Tensor], boxes: tf.Tensor, scores: tf.Tensor, image_height, image_width,
+               iou_threshold: float, score_thr: float = 0.05) -> Dict[str, tf.Tensor]:
+    """Each kept box becomes the score-weighted mean of the candidates of its class that overlap it by at least
+    ``iou_threshold`` (Gidaris and Komodakis, "Object detection via a multi-region & semantic segmentation-aware
+    CNN model", 2015): NMS keeps one of many nearby boxes, the mean of them sits closer to the object.
+
+    Args:
+        detections: :func:`class_wise_nms`'s output for ``boxes`` and ``scores``.
+        boxes: [B, K, 4] the candidate pixel boxes NMS chose from; ``scores`` [B, K, C] their class probabilities.
+        image_height, image_width: the network input size.
+        iou_threshold: how far a candidate may be from a kept box and still vote.
+        score_thr: candidates scoring less do not vote.
+
+    Returns:
+        ``detections`` with ``detection_boxes`` replaced (normalised and clipped, as before); scores, classes and
+        counts unchanged.
+    """
+    size = tf.cast(tf.stack([image_height, image_width, image_height, image_width]), tf.float32)
+    candidates = tf.clip_by_value(tf.cast(boxes, tf.float32) / size, 0.0, 1.0)  # [B, K, 4]
+    kept = detections["detection_boxes"]  # [B, D, 4]
+    overlap = pairwise_iou(kept, candidates)  # [B, D, K]
+    class_scores = tf.gather(tf.cast(scores, tf.float32), detections["detection_classes"], axis=2, batch_dims=1)
+    class_scores = tf.transpose(class_scores, [0, 2, 1])  # [B, D, K]: each candidate's score for the kept class
+    weights = tf.where((overlap >= iou_threshold) & (class_scores >= score_thr), class_scores, 0.0)
+    total = tf.reduce_sum(weights, axis=-1, keepdims=True)
+    voted = tf.matmul(weights, candidates) / tf.maximum(total, 1e-12)
+    return {**detections, "detection_boxes": tf.where(total > 0.0, voted, kept)}
 
 
 def gather_levels(tensors: List[tf.Tensor], indices: List[tf.Tensor]) -> tf.Tensor:

@@ -53,3 +53,30 @@ def test_matches_greedy_nms_on_random_boxes():
     np.testing.assert_array_equal(out["detection_classes"][0, :count].numpy(), [e[1] for e in expected])
     np.testing.assert_allclose(out["detection_boxes"][0, :count].numpy() * 120, boxes[[e[2] for e in expected]],
                                atol=1e-3)
+
+
+def test_box_voting_moves_a_kept_box_to_the_score_weighted_mean_of_its_class_neighbours():
+    from tfdet.core.postprocess import box_voting
+
+    boxes = tf.constant([[[10, 10, 50, 50],    # kept for class 0 (0.9)
+                          [12, 14, 52, 54],    # class 0, IoU 0.75 with it: votes with 0.6
+                          [10, 10, 46, 50],    # class 0, IoU 0.9: votes with 0.3
+                          [30, 30, 70, 70],    # class 0, IoU 0.14: too far to vote
+                          [11, 11, 51, 51],    # scores 0.02 for class 0 (below score_thr): no vote; kept for class 1
+                          [60, 60, 90, 90]]], tf.float32)  # alone: kept, unchanged
+    scores = tf.constant([[[0.9, 0.0], [0.6, 0.0], [0.3, 0.0], [0.2, 0.0], [0.02, 0.8], [0.7, 0.0]]])
+    found = class_wise_nms(boxes, scores, 100, 100, score_thr=0.05, iou_threshold=0.5, max_per_img=10)
+    voted = box_voting(found, boxes, scores, 100, 100, iou_threshold=0.6, score_thr=0.05)
+    count = int(found["num_detections"][0])
+    assert count == 4
+    kept = {(int(c), tuple(np.round(b * 100, 3))): i for i, (c, b) in
+            enumerate(zip(found["detection_classes"][0, :count].numpy(), found["detection_boxes"][0, :count].numpy()))}
+    neighbours = np.array([[10, 10, 50, 50], [12, 14, 52, 54], [10, 10, 46, 50]], np.float64)
+    mean = (np.array([0.9, 0.6, 0.3])[:, None] * neighbours).sum(0) / 1.8
+    expected = {(0, (10, 10, 50, 50)): mean, (1, (11, 11, 51, 51)): [11, 11, 51, 51],
+                (0, (60, 60, 90, 90)): [60, 60, 90, 90], (0, (30, 30, 70, 70)): [30, 30, 70, 70]}
+    for key, row in kept.items():
+        np.testing.assert_allclose(voted["detection_boxes"][0, row].numpy() * 100, expected[key], rtol=1e-5)
+    for name in ("detection_scores", "detection_classes", "num_detections"):
+        np.testing.assert_array_equal(voted[name].numpy(), found[name].numpy())
+    np.testing.assert_array_equal(voted["detection_boxes"][0, count:].numpy(), 0.0)  # padding rows stay empty

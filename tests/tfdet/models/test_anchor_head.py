@@ -97,3 +97,19 @@ def test_classifier_bias_starts_at_the_prior_and_shapes():
 def test_level_count_must_match_strides():
     with pytest.raises(ValueError, match="3 pyramid levels but 2 anchor strides"):
         head()([tf.zeros([1, 8, 8, 8])] * 3)
+
+
+def test_box_voting_in_the_test_cfg_moves_boxes_only():
+    rng = np.random.RandomState(0)
+    outputs = ([tf.constant(rng.normal(0, 2, (1, 8, 8, 9)), tf.float32),
+                tf.constant(rng.normal(0, 2, (1, 4, 4, 9)), tf.float32)],
+               [tf.constant(rng.normal(0, 0.2, (1, 8, 8, 12)), tf.float32),
+                tf.constant(rng.normal(0, 0.2, (1, 4, 4, 12)), tf.float32)])
+    plain = head().predict(outputs, 64, 64)
+    voted = head(test_cfg={"box_voting_iou": 0.5}).predict(outputs, 64, 64)
+    unreachable = head().predict(outputs, 64, 64, box_voting_iou=1.01)  # no candidate overlaps that much
+    for name in ("detection_scores", "detection_classes", "num_detections"):
+        np.testing.assert_array_equal(voted[name].numpy(), plain[name].numpy())
+    assert int(plain["num_detections"][0]) > 10
+    assert not np.allclose(voted["detection_boxes"].numpy(), plain["detection_boxes"].numpy())
+    np.testing.assert_array_equal(unreachable["detection_boxes"].numpy(), plain["detection_boxes"].numpy())

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import tensorflow as tf
 import tf_keras
 
-from tfdet.core.postprocess import class_wise_nms, gather_levels, top_k_per_level
+from tfdet.core.postprocess import box_voting, class_wise_nms, gather_levels, top_k_per_level
 from tfdet.models.layers import activation, group_norm
 
 DEFAULT_TEST_CFG = {"nms_pre": 1000, "score_thr": 0.05, "nms": {"iou_threshold": 0.5}, "max_per_img": 100}
@@ -75,7 +75,8 @@ class DenseHead(tf_keras.layers.Layer):
         act_cfg: activation after each tower conv.
         norm_cfg: None or ``dict(name="GN", groups=32)``: GroupNorm after each tower conv.
         test_cfg: ``nms_pre`` (top-k per level before NMS), ``score_thr``, ``nms.iou_threshold``
-            (class-wise), ``max_per_img``.
+            (class-wise), ``max_per_img``, ``box_voting_iou`` (None: off; else each kept box becomes the
+            score-weighted mean of the candidates overlapping it this much, :func:`~tfdet.core.postprocess.box_voting`).
         prior_prob: initial foreground probability of the classifier.
     """
 
@@ -140,9 +141,13 @@ class DenseHead(tf_keras.layers.Layer):
         cfg = {**self.test_cfg, **overrides}
         iou_threshold = cfg.get("iou_threshold", cfg["nms"].get("iou_threshold", 0.5))
         picks = [top_k_per_level(level, int(cfg["nms_pre"])) for level in scores]
-        return class_wise_nms(gather_levels(list(boxes), picks), gather_levels(list(scores), picks), image_height,
-                              image_width, score_thr=float(cfg["score_thr"]), iou_threshold=float(iou_threshold),
-                              max_per_img=int(cfg["max_per_img"]))
+        boxes, scores = gather_levels(list(boxes), picks), gather_levels(list(scores), picks)
+        found = class_wise_nms(boxes, scores, image_height, image_width, score_thr=float(cfg["score_thr"]),
+                               iou_threshold=float(iou_threshold), max_per_img=int(cfg["max_per_img"]))
+        if cfg.get("box_voting_iou"):
+            found = box_voting(found, boxes, scores, image_height, image_width, float(cfg["box_voting_iou"]),
+                               float(cfg["score_thr"]))
+        return found
 
     # -- the contract ----------------------------------------------------------------------------
     def loss(self, outputs, batch: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
