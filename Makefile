@@ -74,7 +74,7 @@ bench-groupnorm: setup
 bench-pretrained: setup
 	$(PY) benchmarks/pretrained_check.py
 
-# tree crowns in real aerial photos (deepforest wheel): ImageNet-pretrained vs from scratch
+# tree crowns in real aerial photos (deepforest wheel): the zoo fine-tune against KerasHub's, 3 seeds each
 bench-trees: setup
 	$(PY) benchmarks/real_trees.py
 

@@ -228,7 +228,7 @@ def _pairs(items) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default="pretrained,scratch")
+    parser.add_argument("--runs", default="pretrained,kerashub", help=f"of {sorted(RUNS) + ['kerashub']}")
     parser.add_argument("--seeds", default="0,1,2", help="one training run per seed; figures are mean and spread")
     parser.add_argument("--steps", type=int, default=None, help="training steps of every run (default: recipe)")
     parser.add_argument("--work", default=os.path.join("data", "trees"))
@@ -259,7 +259,7 @@ def main() -> None:
         results["runs"][name] = runs
         results["summary"][name] = {metric: spread([r[metric] for r in runs])
                                     for metric in ("mAP@0.5", "mAP@0.4", "mAP@[.5:.95]", "train_seconds")}
-    default = not (extra or recipe_changes or args.steps or args.tag)
+    default = args.runs == parser.get_default("runs") and not (extra or recipe_changes or args.steps or args.tag)
     save(f"real_trees{'' if default else '_' + args.runs.replace(',', '_') + args.tag}.json", results)
 
 

@@ -13,8 +13,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def quickstart_blocks():
     text = open(os.path.join(REPO, "README.md")).read()
     section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    python = re.findall(r"```python\n(.*?)```", section, re.S)
-    shell = re.findall(r"```\n(.*?)```", section, re.S)
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", section, re.S | re.M)  # each match spans one fence pair
+    python = [body for kind, body in blocks if kind == "python"]
+    shell = [body for kind, body in blocks if not kind]
     assert len(python) == 1 and len(shell) == 1
     return python[0], shell[0]
 

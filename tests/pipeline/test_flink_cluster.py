@@ -4,9 +4,11 @@ test-slow``, which ``.ci/run`` runs after ``make test``.
 
 1. The whole pipeline runs with ``--beam flink`` and with the DirectRunner on the same data and seed: every Beam
    component (both ExampleGens, StatisticsGen, Transform, the Evaluator, BulkInferrer) is a job that Flink's own REST
-   API lists as FINISHED, and its outputs equal the DirectRunner's: the examples, the statistics, Transform's
-   analyzer results, the Evaluator's metrics and BulkInferrer's detections.
-2. A TaskManager is killed with SIGKILL while ImportExampleGen's job runs on it: the supervisor starts a new one,
+   API lists as FINISHED; the data-only outputs equal the DirectRunner's (the examples, the statistics, Transform's
+   analyzer results), and the model-dependent ones equal the same work done in-process on Flink's own model (TFMA
+   on the DirectRunner for the Evaluator's metrics, the SavedModel's signature for BulkInferrer's detections): two
+   trainings on examples sharded in a different order need not give the same model.
+2. A TaskManager is killed with SIGKILL while one of ImportExampleGen's tasks runs on it: the supervisor starts a new one,
    Flink restarts the job (its exception history records the lost TaskManager), the run completes, and the next
    run with a new span trains on both spans, each counted once.
 3. An unreachable cluster or a missing job server is one clear error line, at once.
@@ -125,16 +127,57 @@ def transform_results(output_root: str) -> dict:
     return dataset_statistics(graph, examples(output_root, "ImportExampleGen", "train")[0])
 
 
+def metrics_of(result) -> dict:
+    return {name: value["doubleValue"] for name, value in result.slicing_metrics[0][1][""][""].items()}
+
+
 def evaluator_metrics(output_root: str) -> dict:
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(artifact_dir(output_root, "Evaluator", "eval_config.json"))
-    return {name: value["doubleValue"] for name, value in result.slicing_metrics[0][1][""][""].items()}
+    return metrics_of(tfma.load_eval_result(artifact_dir(output_root, "Evaluator", "eval_config.json")))
+
+
+def trained_model(output_root: str) -> str:
+    return os.path.join(artifact_dir(output_root, "Trainer", "Format-Serving"), "Format-Serving")
+
+
+def in_process_metrics(output_root: str, work_dir: str) -> dict:
+    """TFMA on the in-process DirectRunner: the pipeline's own eval config, model and eval split."""
+    import tensorflow_model_analysis as tfma
+
+    from pipeline.configs import PipelineConfig
+    from pipeline.pipeline import eval_config
+
+    config = eval_config(num_classes=2, max_detections=PipelineConfig().max_detections)
+    split = os.path.join(artifact_dir(output_root, "ImportExampleGen", "Split-eval"), "Split-eval")
+    result = tfma.run_model_analysis(
+        eval_shared_model=tfma.default_eval_shared_model(trained_model(output_root), eval_config=config),
+        eval_config=config, data_location=os.path.join(split, "*"), output_path=work_dir)
+    return metrics_of(result)
 
 
 def detections(output_root: str) -> list:
     with open(os.path.join(artifact_dir(output_root, "BatchDetections", "detections.json"), "detections.json")) as f:
         return sorted(json.load(f), key=lambda row: (row["image_id"], -row["score"], row["bbox"]))
+
+
+def signature_detections(output_root: str) -> list:
+    """The trained model's serving signature on the unlabelled examples, in BatchDetections' COCO form."""
+    from tfdet.dataio import features
+
+    records = sorted(examples(output_root, "UnlabelledExampleGen", "unlabelled"),
+                     key=lambda record: features.read_example(record)["source_id"])
+    served = tf.saved_model.load(trained_model(output_root)).signatures["serving_default"](
+        examples=tf.constant(records))
+    rows = []
+    for image_id, record in enumerate(records):
+        height, width = (features.read_example(record)[key] for key in ("height", "width"))
+        for k in range(int(served["num_detections"][image_id])):
+            ymin, xmin, ymax, xmax = served["detection_boxes"][image_id, k].numpy() * [height, width, height, width]
+            rows.append({"image_id": image_id, "category_id": int(served["detection_classes"][image_id, k]),
+                         "bbox": [float(xmin), float(ymin), float(xmax - xmin), float(ymax - ymin)],
+                         "score": float(served["detection_scores"][image_id, k])})
+    return sorted(rows, key=lambda row: (row["image_id"], -row["score"], row["bbox"]))
 
 
 @pytest.mark.long(12)
@@ -173,29 +216,42 @@ def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_clust
     assert mine["class_vocabulary"] == theirs["class_vocabulary"]
     for name in ("pixel_mean", "pixel_std", "box_height_mean", "box_width_mean", "boxes_per_image"):
         np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-5, err_msg=name)
-    mine, theirs = evaluator_metrics(on_flink), evaluator_metrics(direct)
+    mine, theirs = evaluator_metrics(on_flink), in_process_metrics(on_flink, str(tmp_path / "tfma"))
     assert set(mine) >= {"mAP", "mAP50", "mAR"}
     for name in ("mAP", "mAP50", "mAR"):
         assert mine[name] == pytest.approx(theirs[name], abs=1e-6), name
-    mine, theirs = detections(on_flink), detections(direct)
+    mine, theirs = detections(on_flink), signature_detections(on_flink)
     assert len(mine) == len(theirs) > 0
     for a, b in zip(mine, theirs, strict=True):
         assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
         np.testing.assert_allclose(a["bbox"] + [a["score"]], b["bbox"] + [b["score"]], atol=1e-3)
 
 
+def running_on(rest: str, job: str) -> list:
+    """The TaskManagers (their resource ids, our process names) running one of ``job``'s tasks right now."""
+    names = set()
+    for vertex in cluster.rest(rest, f"/jobs/{job}")["vertices"]:
+        for entry in cluster.rest(rest, f"/jobs/{job}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]:
+            if entry["status"] == "RUNNING" or entry.get("status-counts", {}).get("RUNNING"):
+                names.add(entry["taskmanager-id"])
+    return sorted(names)
+
+
 def kill_a_taskmanager_during(rest: str, marker: str, before: set, killed: dict) -> None:
-    """Waits for a new job whose operators include ``marker`` to run on the cluster, then SIGKILLs taskmanager-1."""
+    """Waits for a task of a new job whose operators include ``marker`` to run, then SIGKILLs its TaskManager: a
+    TaskManager whose tasks had finished could die without the job noticing."""
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         for job, (state, names) in jobs(rest).items():
-            if job not in before and marker in names and state == "RUNNING":
-                pid = cluster.read_state("flink")["processes"]["taskmanager-1"]["pid"]
-                time.sleep(2.0)  # its tasks are deployed
+            if job in before or marker not in names or state != "RUNNING":
+                continue
+            hosts = running_on(rest, job)
+            if hosts:
+                pid = cluster.read_state("flink")["processes"][hosts[0]]["pid"]
                 os.kill(pid, signal.SIGKILL)
-                killed.update(job=job, pid=pid)
+                killed.update(job=job, pid=pid, name=hosts[0])
                 return
-        time.sleep(0.3)
+        time.sleep(0.2)
 
 
 @pytest.mark.long(10)
@@ -206,7 +262,7 @@ def test_a_taskmanager_killed_mid_job_is_replaced_and_no_span_is_lost_or_counted
     data_root, output_root = str(tmp_path / "data" / "small"), str(tmp_path / "out")
     flags = ["--beam", "flink", "--flink-master", rest]
     killed: dict = {}
-    restarts = cluster.read_state("flink")["processes"]["taskmanager-1"]["restarts"]
+    restarts = {name: entry["restarts"] for name, entry in cluster.read_state("flink")["processes"].items()}
     watcher = threading.Thread(target=kill_a_taskmanager_during, args=(rest, "InputToRecord", set(jobs(rest)), killed))
     watcher.start()
     ran = run_pipeline(data_root, output_root, *flags)
@@ -214,8 +270,8 @@ def test_a_taskmanager_killed_mid_job_is_replaced_and_no_span_is_lost_or_counted
     assert killed, "ImportExampleGen's job was never seen running"
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert not cluster.alive(killed["pid"])
-    state = cluster.read_state("flink")["processes"]["taskmanager-1"]
-    assert state["restarts"] == restarts + 1 and cluster.alive(state["pid"])
+    state = cluster.read_state("flink")["processes"][killed["name"]]
+    assert state["restarts"] == restarts[killed["name"]] + 1 and cluster.alive(state["pid"])
     history = cluster.rest(rest, f"/jobs/{killed['job']}/exceptions")["exceptionHistory"]["entries"]
     assert cluster.rest(rest, f"/jobs/{killed['job']}")["state"] == "FINISHED" and history  # it failed, then recovered
     assert len(examples(output_root, "ImportExampleGen", "train")) == 40  # not one lost, not one twice

@@ -253,7 +253,7 @@ def test_the_retraining_story(tmp_path, capsys):
         if name == "data_validation.ipynb":
             assert "BoxGate passed: False" in text and "drift span 1 -> 2: classes L-inf " in text
         else:
-            assert "TFMA analysis (eval split;" in text and "per-class AP@0.5 0: candidate " in text
+            assert "TFMA analysis (eval split): {" in text and "per-class AP@0.5 0: candidate " in text
             assert "served model: " + whole[-1] in text
 
     # 5. span 6: sound pixels, every train label swapped: trained on it alone, genuinely worse, refused
