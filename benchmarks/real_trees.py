@@ -1,6 +1,6 @@
 """Real data: tree crowns in NEON aerial photos, trained from ImageNet weights and from scratch.
 
-    .venv/bin/python benchmarks/real_trees.py            # make bench-trees: 3 seeds of each run
+    .venv/bin/python benchmarks/real_trees.py            # make bench-trees: tfdet and KerasHub, 3 seeds each
     .venv/bin/python benchmarks/real_trees.py --runs pretrained --seeds 0 --steps 300
 
 Downloads the data (DeepForest's wheel, sha256-pinned; see benchmarks/trees_data.py) and the

