@@ -28,10 +28,15 @@ def provenance() -> Dict[str, Any]:
             "cores": os.cpu_count()}
 
 
+# taken when a script imports this module, as its run begins: a long run may outlive the commit it measured
+STARTED = provenance()
+
+
 def save(filename: str, result: Dict[str, Any], show: bool = True) -> str:
-    """Writes ``result`` and its :func:`provenance` to benchmarks/results/``filename`` (printing it first when
-    ``show``); returns the path."""
-    result = {**result, "measured": provenance()}
+    """Writes ``result`` with the :func:`provenance` of the run's start and the time it finished to
+    benchmarks/results/``filename`` (printing it first when ``show``); returns the path."""
+    finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    result = {**result, "measured": {**STARTED, "finished": finished}}
     if show:
         print(json.dumps(result, indent=2))
     os.makedirs(RESULTS, exist_ok=True)
