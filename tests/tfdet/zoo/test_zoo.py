@@ -69,7 +69,7 @@ def test_an_entry_changes_its_base_only_where_it_says():
     assert atss.MODEL["head"]["assigner"] == {"name": "atss_assigner", "topk": 9}
     # a derived entry's changes, and only they, differ from its base
     base = get_entry("retinanet_resnet50_fpn")
-    assert retina.MODEL["backbone"] == dict(base.MODEL["backbone"], frozen_stages=1)
+    assert retina.MODEL["backbone"] == dict(base.MODEL["backbone"], frozen_stages=2)
     assert retina.TRAIN["optimizer"] == "adamw" and "momentum" not in retina.TRAIN  # another optimizer: a new recipe
 
 
