@@ -166,20 +166,20 @@ def detections(output_root: str) -> list:
 def signature_detections(output_root: str) -> list:
     """The trained model's serving signature on the unlabelled examples, in BatchDetections' COCO form."""
     from tfdet.dataio import features
+    from tfdet.evaluation import coco_results
 
     records = sorted(examples(output_root, "UnlabelledExampleGen", "unlabelled"),
                      key=lambda record: features.read_example(record)["source_id"])
     served = tf.saved_model.load(trained_model(output_root)).signatures["serving_default"](
         examples=tf.constant(records))
-    rows = []
+    found = []
     for image_id, record in enumerate(records):
-        height, width = (features.read_example(record)[key] for key in ("height", "width"))
-        for k in range(int(served["num_detections"][image_id])):
-            ymin, xmin, ymax, xmax = served["detection_boxes"][image_id, k].numpy() * [height, width, height, width]
-            rows.append({"image_id": image_id, "category_id": int(served["detection_classes"][image_id, k]),
-                         "bbox": [float(xmin), float(ymin), float(xmax - xmin), float(ymax - ymin)],
-                         "score": float(served["detection_scores"][image_id, k])})
-    return sorted(rows, key=lambda row: (row["image_id"], -row["score"], row["bbox"]))
+        example, count = features.read_example(record), int(served["num_detections"][image_id])
+        scale = [example["height"], example["width"]] * 2
+        found.append({"image_id": image_id, "boxes": served["detection_boxes"][image_id, :count].numpy() * scale,
+                      "scores": served["detection_scores"][image_id, :count].numpy(),
+                      "classes": served["detection_classes"][image_id, :count].numpy()})
+    return sorted(coco_results(found), key=lambda row: (row["image_id"], -row["score"], row["bbox"]))
 
 
 @pytest.mark.long(12)

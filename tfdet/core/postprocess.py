@@ -16,6 +16,12 @@ def top_k_per_level(scores: tf.Tensor, k: int) -> tf.Tensor:
     return tf.math.top_k(best, k=k, sorted=False).indices
 
 
+def _normalised(boxes: tf.Tensor, image_height, image_width) -> tf.Tensor:
+    """Pixel boxes (y first) as fractions of the input size."""
+    size = tf.cast(tf.stack([image_height, image_width, image_height, image_width]), tf.float32)
+    return tf.cast(boxes, tf.float32) / size
+
+
 def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_width, score_thr: float = 0.05,
                    iou_threshold: float = 0.5, max_per_img: int = 100) -> Dict[str, tf.Tensor]:
     """Per-class NMS over candidate boxes of a batch.
@@ -31,8 +37,7 @@ def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_widt
         int32 [B, max_per_img]; ``num_detections`` int32 [B]. Rows past
         ``num_detections`` are zero.
     """
-    size = tf.cast(tf.stack([image_height, image_width, image_height, image_width]), tf.float32)
-    normalised = tf.cast(boxes, tf.float32) / size
+    normalised = _normalised(boxes, image_height, image_width)
     nms_boxes, nms_scores, nms_classes, valid = tf.image.combined_non_max_suppression(
         normalised[:, :, None, :], tf.cast(scores, tf.float32), max_output_size_per_class=max_per_img,
         max_total_size=max_per_img, iou_threshold=iou_threshold, score_threshold=score_thr, clip_boxes=True)
@@ -61,8 +66,7 @@ def box_voting(detections: Dict[str, tf.Tensor], boxes: tf.Tensor, scores: tf.Te
         ``detections`` with ``detection_boxes`` replaced (normalised and clipped, as before); scores, classes and
         counts unchanged.
     """
-    size = tf.cast(tf.stack([image_height, image_width, image_height, image_width]), tf.float32)
-    candidates = tf.clip_by_value(tf.cast(boxes, tf.float32) / size, 0.0, 1.0)  # [B, K, 4]
+    candidates = tf.clip_by_value(_normalised(boxes, image_height, image_width), 0.0, 1.0)  # [B, K, 4]
     kept = detections["detection_boxes"]  # [B, D, 4]
     overlap = pairwise_iou(kept, candidates)  # [B, D, K]
     class_scores = tf.gather(tf.cast(scores, tf.float32), detections["detection_classes"], axis=2, batch_dims=1)
