@@ -21,6 +21,7 @@ from tfx import v1 as tfx
 from components.baseline_blessing import CompareWithBaseline
 from components.batch_detections import UNLABELLED_SPLIT, BatchDetections
 from components.box_gate import BoxGate
+from components.pusher import Pusher
 from components.schema import detection_schema
 from pipeline.configs import PipelineConfig
 from tfdet.dataio import features, spans
@@ -169,7 +170,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         serving_dir=serving_model_dir, num_classes=num_classes,
         min_map50=c.min_map50, max_map50_drop=c.max_map50_drop, max_class_ap50_drop=c.max_class_ap50_drop,
         min_class_boxes=c.min_class_boxes)
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"], model_blessing=compare.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))

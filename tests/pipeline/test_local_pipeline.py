@@ -200,7 +200,7 @@ def test_the_retraining_story(tmp_path, capsys):
     assert f"warning: incomplete version(s) {os.path.basename(partial)}" in printed
     summary = collect(metadata_path, layout["pipeline_root"])
     whole = versions(serving_dir)
-    assert len(whole) == 2 and summary["pushed_model"] == whole[-1] and partial not in whole
+    assert len(whole) == 2 and summary["pushed_model"] == whole[-1] and partial not in whole, printed[-4000:]
     assert latest_version(serving_dir) == whole[-1]
     assert "examples: train 48, eval 16" in printed and "on spans 2, 1" in printed
     assert summary["comparison"]["baseline_model"] == whole[0]
