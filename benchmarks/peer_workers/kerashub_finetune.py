@@ -9,11 +9,11 @@ ResNet-50 that tfdet's ``keras:resnet50_imagenet`` gives, as tfdet's converted t
 conv biases folded into the BatchNorm means, epsilon 1e-5; the input is 0-255 RGB minus the ImageNet mean).
 
 KerasHub 0.32's ResNetBackbone is ResNet v1.5 (the stride on the 3x3 conv); those weights are ResNet v1 (the stride
-on the first 1x1), so the worker builds KerasHub's bottleneck with the stride on the 1x1 -- its one change to
+on the first 1x1), so the worker builds KerasHub's bottleneck with the stride on the 1x1 -- one of its two changes to
 KerasHub -- and writes the backbone's C2-C5 on a fixed input (``features.npz``) for real_trees.py to compare with
 tfdet's converted backbone, itself checked against keras.applications.
 
-Training is KerasHub's own recipe: ``compile()``'s defaults (Adam 5e-5; Huber box and focal class losses, summed),
+Training is KerasHub's own recipe, its initialisation bug fixed (``prior_on_class_head``): ``compile()``'s defaults (Adam 5e-5; Huber box and focal class losses, summed),
 every layer trainable, BatchNorm in training mode, mixed bfloat16; images letterboxed to 512 and flipped
 horizontally and vertically at random (tfdet's flips); ``--batch-size`` images a step for ``--steps`` steps, so that
 both systems see the same number of images. Evaluation predicts the eval images in float32 (KerasHub's predict
@@ -109,7 +109,22 @@ def build(num_classes: int, weights=None, score_thr: float = 0.05):
                                 confidence_threshold=score_thr, max_detections=100)
     model = keras_hub.models.RetinaNetObjectDetector(backbone=backbone, num_classes=num_classes,
                                                      bounding_box_format="yxyx", prediction_decoder=decoder)
+    prior_on_class_head(model)
     return model, encoder, filled
+
+
+def prior_on_class_head(model, prior: float = 0.01) -> None:
+    """Moves the focal-loss prior bias to where the RetinaNet paper puts it: KerasHub 0.32 gives it to the box head.
+
+    On the box head it sets every log-size delta to -4.6 (boxes 1% of their anchor) and on the class head it is
+    missing (every anchor starts at score 0.5); Adam at 5e-5 cannot move a bias that far in 700 steps, so the
+    detections stay zero-height. This is the worker's one change to KerasHub's recipe besides the v1 bottleneck.
+    """
+    import numpy as np
+
+    box, cls = model.box_head.prediction_layer, model.classification_head.prediction_layer
+    box.bias.assign(np.zeros(box.bias.shape, "float32"))
+    cls.bias.assign(np.full(cls.bias.shape, -np.log((1 - prior) / prior), "float32"))
 
 
 def letterbox(tf, path: str):
