@@ -84,7 +84,7 @@ def l_infinity(p: Mapping[str, float], q: Mapping[str, float]) -> float:
 
 def jensen_shannon(p: Sequence[float], q: Sequence[float]) -> float:
     """Jensen-Shannon divergence of two histograms, base 2 (0: equal, 1: disjoint)."""
-    p, q = np.asarray(p, float), np.asarray(q, float)
+    p, q = np.asarray(p), np.asarray(q)
     if p.sum() == 0 or q.sum() == 0:
         return 0.0
     p, q = p / p.sum(), q / q.sum()
@@ -130,16 +130,16 @@ def judge(findings: Dict, profiles: Mapping[str, SplitProfile], earlier: Sequenc
     """
     findings["duplicates"] = {split: p.duplicates()[:max_listed] for split, p in profiles.items() if p.duplicates()}
     train, evaluation = profiles.get("train"), profiles.get("eval")
+    found = []
     if train is not None and evaluation is not None:
-        findings["leaks"] += leaks(train.images, evaluation.images, "this span's eval split")
+        found += leaks(train.images, evaluation.images, "this span's eval split")
     for record in earlier:
         if train is not None and record.get("eval_images"):
-            findings["leaks"] += leaks(train.images, record["eval_images"], f"accepted span {record['span']}'s "
-                                                                            f"eval split")
+            found += leaks(train.images, record["eval_images"], f"accepted span {record['span']}'s eval split")
         if evaluation is not None and record.get("train_images"):
-            findings["leaks"] += leaks(record["train_images"], evaluation.images,
-                                       f"this span's eval split, trained on in accepted span {record['span']}")
-    findings["leaks"] = findings["leaks"][:max_listed]
+            found += leaks(record["train_images"], evaluation.images,
+                           f"this span's eval split, trained on in accepted span {record['span']}")
+    findings["leaks"] = found[:max_listed]
     findings["drift_action"] = action
     current = train.distributions() if train is not None else {}
     examples = len(train.values["image_size"]) if train is not None else 0

@@ -104,6 +104,8 @@ def test_fingerprints_are_the_sha256_prefix_of_the_bytes():
 
 def test_distances_at_their_edges():
     assert l_infinity({"0": 1.0}, {"1": 1.0}) == 1.0  # a class on one side only counts in full
+    assert l_infinity({"0": 1.0}, {"0": 0.8, "1": 0.2}) == pytest.approx(0.2)  # a missing class has share 0
+    assert l_infinity({"0": 0.8, "1": 0.2}, {"0": 1.0}) == pytest.approx(0.2)
     assert l_infinity({}, {}) == 0.0
     assert jensen_shannon([0, 0], [1, 0]) == 0.0 and jensen_shannon([1, 0], [0, 0]) == 0.0  # nothing to compare
     assert jensen_shannon([2, 2], [1, 1]) == pytest.approx(0.0)  # counts are normalised first
@@ -119,6 +121,10 @@ def test_drift_is_more_than_the_threshold_and_only_features_both_spans_have():
                   {"classes": 0.25, "box_size": 0.1}, previous_span=3)
     assert moved == [{"feature": "classes", "measure": "L-infinity", "distance": 0.3, "threshold": 0.25,
                       "current": {"0": 0.8, "1": 0.2}, "previous": {"0": 0.5, "1": 0.5}, "previous_span": 3}]
+    # a feature one span lacks is skipped, not the end of the list; distances are rounded to 4 places
+    thirds = drift({"classes": {"0": 1.0}, "image_size": [1, 0]}, {"classes": {"0": 2 / 3, "1": 1 / 3}},
+                   {"image_size": 0.1, "classes": 0.2})
+    assert [(d["feature"], d["distance"]) for d in thirds] == [("classes", 0.3333)]
     js = drift({"box_size": [0.9, 0.1]}, {"box_size": [0.1, 0.9]}, {"box_size": 0.1})
     assert js[0]["measure"] == "Jensen-Shannon" and js[0]["distance"] == round(jensen_shannon([0.9, 0.1],
                                                                                             [0.1, 0.9]), 4)
@@ -148,3 +154,27 @@ def test_judge_gathers_every_leak_keeps_the_profile_and_judges_drift_from_min_ex
     only_train = new_report(3)
     kept = judge(only_train, {"train": train}, [], THRESHOLDS, "stop", 2)
     assert kept["eval_images"] == {} and kept["train_examples"] == 2
+
+
+def test_judge_with_no_train_split_checks_the_eval_split_alone():
+    earlier = [{"span": 1, "eval_images": {fingerprint(b"old-eval"): ["s1-e1"]},
+                "train_images": {fingerprint(b"old-train"): ["s1-t1"]}, "train_distributions": {},
+                "train_examples": 120}]
+    evaluation = profile([("e1", b"old-train"), ("e2", b"new")])
+    findings = new_report(3)
+    kept = judge(findings, {"eval": evaluation}, earlier, THRESHOLDS, "stop", 100)
+    assert findings["leaks"] == [{"train": ["s1-t1"], "eval": ["e1"],
+                                  "in": "this span's eval split, trained on in accepted span 1"}]
+    assert findings["drift"] == [] and "drift_note" not in findings  # no training data: nothing to drift
+    assert kept == {"eval_images": evaluation.images, "train_images": {}, "train_distributions": {},
+                    "train_examples": 0}
+
+
+def test_an_accepted_span_recorded_without_its_example_count_is_not_judged_for_drift():
+    before = profile([(f"a{i}", bytes([i])) for i in range(3)], boxes=((0.1, 0.1, 0.2, 0.2),))
+    after = profile([(f"b{i}", bytes([i, 1])) for i in range(3)], boxes=((0.1, 0.1, 0.9, 0.9),))
+    earlier = [{"span": 1, "eval_images": {}, "train_distributions": before.distributions()}]
+    findings = new_report(3)
+    judge(findings, {"train": after, "eval": profile([("e", b"e")])}, earlier, THRESHOLDS, "stop", 1)
+    assert findings["drift"] == [] and findings["drift_note"] == (
+        "drift not judged: fewer than 1 training examples in this span (3) or span 1 (None)")
