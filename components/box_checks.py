@@ -134,7 +134,7 @@ def split_files(examples_uri: str, split: str) -> List[str]:
 def failure_message(report: Dict, report_path: Optional[str] = None) -> str:
     """A person-readable reason to stop the pipeline, naming the offending examples."""
     lines = []
-    for split in report.get("empty_splits", []):
+    for split in report["empty_splits"]:
         lines.append(f"Split {split!r} has no examples: its files are empty or missing (a conversion that rejected "
                      f"every record? tfdet convert exits with status 1 then).")
     if report["bad_examples"]:

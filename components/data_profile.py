@@ -67,7 +67,7 @@ class SplitProfile:
             counts, _ = np.histogram(np.clip(self.values[name], edges[0], edges[-1]), bins=edges)
             out[name] = (counts / max(counts.sum(), 1)).round(6).tolist()
         total = sum(self.labels.values())
-        out["classes"] = {str(k): round(v / total, 6) for k, v in sorted(self.labels.items())} if total else {}
+        out["classes"] = {str(k): round(v / total, 6) for k, v in sorted(self.labels.items())}  # {} for no boxes
         return out
 
 
@@ -130,9 +130,8 @@ def judge(findings: Dict, profiles: Mapping[str, SplitProfile], earlier: Sequenc
     """
     findings["duplicates"] = {split: p.duplicates()[:max_listed] for split, p in profiles.items() if p.duplicates()}
     train, evaluation = profiles.get("train"), profiles.get("eval")
-    found = []
-    if train is not None and evaluation is not None:
-        found += leaks(train.images, evaluation.images, "this span's eval split")
+    found = leaks(train.images, evaluation.images, "this span's eval split") if train is not None and evaluation \
+        is not None else []
     for record in earlier:
         if train is not None and record.get("eval_images"):
             found += leaks(train.images, record["eval_images"], f"accepted span {record['span']}'s eval split")

@@ -98,6 +98,19 @@ def test_the_profile_histograms_and_class_shares_by_hand():
     assert SplitProfile().distributions()["classes"] == {}  # no boxes: no class shares, not a division by zero
 
 
+def test_histograms_clip_below_the_first_edge_and_round_to_6_places():
+    split = SplitProfile()
+    # a box 64 times taller than wide: log2(1 / 64) = -6, below the aspect range, counts in the first bin
+    split.add(b"one", "a", 100, 100, [(0.0, 0.0, 0.64, 0.01)], [0])
+    found = split.distributions()
+    assert found["box_aspect"] == [1.0] + [0.0] * 11 and found["image_size"] == [1.0] + [0.0] * 8  # one: 1.0
+    split.add(b"two", "b", 300, 300, [(0.0, 0.0, 0.5, 0.5)], [1])
+    split.add(b"three", "c", 600, 600, [(0.0, 0.0, 0.5, 0.5)], [2])
+    thirds = split.distributions()
+    assert thirds["image_size"] == [0.333333, 0.0, 0.333333, 0.0, 0.333333, 0.0, 0.0, 0.0, 0.0]  # 100, 300, 600 px
+    assert thirds["classes"] == {"0": 0.333333, "1": 0.333333, "2": 0.333333}
+
+
 def test_fingerprints_are_the_sha256_prefix_of_the_bytes():
     assert fingerprint(b"abc") == "ba7816bf8f01cfea414140de5dae2223"
 
