@@ -147,13 +147,13 @@ def failure_message(report: Dict, report_path: Optional[str] = None) -> str:
     for split, anomalies in sorted(report["schema_anomalies"].items()):
         described = "; ".join(f"{feature}: {text}" for feature, text in sorted(anomalies.items()))
         lines.append(f"Schema anomalies in split {split}: {described}.")
-    for leak in report.get("leaks", [])[:5]:
+    for leak in report["leaks"][:5]:
         lines.append(f"Leakage: train image(s) {', '.join(leak['train'][:3])} have the same bytes as eval image(s) "
                      f"{', '.join(leak['eval'][:3])} of {leak['in']}.")
-    if len(report.get("leaks", [])) > 5:
+    if len(report["leaks"]) > 5:
         lines.append(f"... {len(report['leaks']) - 5} more leaked images.")
-    if report.get("drift_action", "stop") == "stop":
-        for moved in report.get("drift", []):
+    if report["drift_action"] == "stop":
+        for moved in report["drift"]:
             lines.append(f"Drift: {moved['feature']} moved {moved['distance']} ({moved['measure']}) from span "
                          f"{moved['previous_span']}, more than {moved['threshold']}: now {moved['current']}, before "
                          f"{moved['previous']}.")

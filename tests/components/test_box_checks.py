@@ -124,3 +124,34 @@ def test_split_files_are_one_splits_files(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert sorted(os.path.basename(f) for f in split_files(str(tmp_path), "train")) == ["a.gz", "b.gz"]
     assert split_files(str(tmp_path), "test") == []
+
+
+def test_the_whole_failure_message_with_every_kind_of_finding():
+    report = new_report(3)
+    report.update(
+        empty_splits=["eval"], bad_examples=12, examples_checked={"train": 40, "eval": 0},
+        problems={"box_inverted": 12, "label_out_of_range": 1},
+        offending=[{"split": "train", "index": i, "source_id": f"s{i}",
+                    "problems": ["box_inverted", "label_out_of_range"] if i == 0 else ["box_inverted"]}
+                   for i in range(12)],
+        schema_anomalies={"train": {"image/height": "missing", "image/encoded": "wrong type"}},
+        leaks=[{"train": ["a", "b", "c", "d"], "eval": ["e", "f", "g", "h"], "in": "this span's eval split"}] * 7,
+        drift=[{"feature": "classes", "measure": "L-infinity", "distance": 0.3, "threshold": 0.2,
+                "current": {"0": 1.0}, "previous": {"0": 0.7, "1": 0.3}, "previous_span": 4}])
+    offenders = ", ".join(["train#0 (source_id 's0': box_inverted+label_out_of_range)"] +
+                          [f"train#{i} (source_id 's{i}': box_inverted)" for i in range(1, 10)])
+    leak = ("Leakage: train image(s) a, b, c have the same bytes as eval image(s) e, f, g of this span's eval "
+            "split. ")
+    drift = ("Drift: classes moved 0.3 (L-infinity) from span 4, more than 0.2: now {'0': 1.0}, before "
+             "{'0': 0.7, '1': 0.3}. ")
+    advice = ("Fix or drop these examples (tfdet convert --on-error skip reports bad records; keep each image in one "
+              "split) and add a new span; if the drift is real, raise the thresholds in pipeline/configs.py or run "
+              "with --drift-action warn.")
+    head = ("Split 'eval' has no examples: its files are empty or missing (a conversion that rejected every record? "
+            "tfdet convert exits with status 1 then). 12 of 40 examples have bad boxes or images: box_inverted 12 "
+            "(a box has ymin >= ymax or xmin >= xmax), label_out_of_range 1 (a label is outside [0, num_classes)). "
+            f"First offenders: {offenders}. Schema anomalies in split train: image/encoded: wrong type; "
+            f"image/height: missing. {leak * 5}... 2 more leaked images. ")
+    assert failure_message(report, "/r/report.json") == f"{head}{drift}{advice} Full report: /r/report.json"
+    report.update(drift_action="warn", leaks=report["leaks"][:5])  # drift reported, not a reason to stop
+    assert failure_message(report) == f"{head.replace('... 2 more leaked images. ', '')}{advice}"
