@@ -155,3 +155,46 @@ def test_the_whole_failure_message_with_every_kind_of_finding():
     assert failure_message(report, "/r/report.json") == f"{head}{drift}{advice} Full report: /r/report.json"
     report.update(drift_action="warn", leaks=report["leaks"][:5])  # drift reported, not a reason to stop
     assert failure_message(report) == f"{head.replace('... 2 more leaked images. ', '')}{advice}"
+
+
+def write(path, records):
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in records:
+            writer.write(record)
+    return path
+
+
+def test_scan_counts_every_problem_lists_50_offenders_and_honours_decode_images(tmp_path):
+    inverted = example(boxes=((0.5, 0.1, 0.2, 0.4),), encoded=b"not an image")
+    path = write(str(tmp_path / "bad.gz"), [inverted] * 51)
+    report = new_report(num_classes=3)
+    scan_split([path], "train", 3, report, decode_images=False)  # the bytes are not looked at
+    assert report["problems"] == {"box_inverted": 51} and report["bad_examples"] == 51
+    assert len(report["offending"]) == 50 and report["offending"][-1]["index"] == 49  # listed up to 50
+
+
+def test_scan_names_offenders_without_or_with_broken_source_ids(tmp_path):
+    import tensorflow as tf
+
+    unnamed = tf.train.Example.FromString(example(labels=(9,)))
+    del unnamed.features.feature[features.SOURCE_ID]
+    garbled = tf.train.Example.FromString(example(labels=(9,)))
+    garbled.features.feature[features.SOURCE_ID].bytes_list.value[:] = [b"\xffid"]
+    path = write(str(tmp_path / "ids.gz"), [unnamed.SerializeToString(), garbled.SerializeToString()])
+    report = new_report(num_classes=3)
+    scan_split([path], "train", 3, report)
+    assert [o["source_id"] for o in report["offending"]] == ["", "\ufffdid"]
+
+
+def test_a_split_with_no_files_is_empty():
+    report = new_report(num_classes=3)
+    scan_split([], "eval", 3, report)
+    assert report["empty_splits"] == ["eval"] and report["examples_checked"] == {"eval": 0}
+
+
+def test_a_new_report_is_what_report_json_starts_from():
+    assert new_report(3) == {"num_classes": 3, "examples_checked": {}, "bad_examples": 0, "problems": {},
+                             "offending": [], "schema_anomalies": {}, "empty_splits": [], "leaks": [],
+                             "duplicates": {}, "drift": [], "drift_action": "stop", "passed": True}

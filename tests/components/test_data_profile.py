@@ -109,6 +109,8 @@ def test_histograms_clip_below_the_first_edge_and_round_to_6_places():
     thirds = split.distributions()
     assert thirds["image_size"] == [0.333333, 0.0, 0.333333, 0.0, 0.333333, 0.0, 0.0, 0.0, 0.0]  # 100, 300, 600 px
     assert thirds["classes"] == {"0": 0.333333, "1": 0.333333, "2": 0.333333}
+    split.add(b"four", "d", 600, 600, [(0.0, 0.0, 0.5, 0.5)] * 3, [2, 2, 2])
+    assert split.distributions()["classes"] == {"0": 0.166667, "1": 0.166667, "2": 0.666667}  # counted, not seen
 
 
 def test_fingerprints_are_the_sha256_prefix_of_the_bytes():
