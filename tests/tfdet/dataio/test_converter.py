@@ -98,6 +98,12 @@ BAD_BOX_CASES = [
      "box 0 [50, 10, 20, 40] is inverted (needs y_min < y_max and x_min < x_max; "
      "boxes are [y_min, x_min, y_max, x_max] in pixels, y first)"),
     ((10, 10, 10, 40), "box_zero_area", "box 0 [10, 10, 10, 40] has zero area; drop it or fix its size"),
+    ((10, 40, 20, 40), "box_zero_area", "box 0 [10, 40, 20, 40] has zero area; drop it or fix its size"),
+    *[(box, "box_outside_image", f"box 0 [{', '.join(f'{v:g}' for v in box)}] lies outside the 100x200 (height x "
+       "width) image (boxes are [y_min, x_min, y_max, x_max] in pixels, y first)")
+      for box in ((-1, 10, 20, 40), (10, -1, 20, 40), (10, 10, 101, 40))],  # each side alone is enough
+    (("1", 0, 10, 10), "malformed_record",
+     "box 0 is ['1', 0, 10, 10]; expected 4 numbers (boxes are [y_min, x_min, y_max, x_max] in pixels, y first)"),
     ((math.nan, 0, 10, 10), "box_not_finite", "box 0 [nan, 0, 10, 10] has a NaN or infinite coordinate"),
     ((0, 0, math.inf, 10), "box_not_finite", "box 0 [0, 0, inf, 10] has a NaN or infinite coordinate"),
     ((0, 0, 10), "malformed_record",
@@ -242,8 +248,11 @@ def test_exif_orientation_is_applied_so_boxes_drawn_on_the_upright_photo_fit(tmp
 def test_coordinates_too_large_for_a_float_are_not_finite(tmp_path, image_factory):
     path = image_factory("a.png", 10, 10)
     records = [record(path, [(0, 0, 10**400, 5)], [(0, "cat")]), record(path)]
-    with pytest.raises(RecordError, match=r"box 0 has a coordinate too large for a float"):
+    with pytest.raises(RecordError) as error:
         convert_dataset_to_tfrecord(records, 1, str(tmp_path / "raise"))
+    assert (error.value.index, error.value.image_path, error.value.code) == (0, path, "box_not_finite")
+    assert str(error.value) == f"record 0 ({path}): box 0 has a coordinate too large for a float; boxes are pixel " \
+                               "coordinates"
     report = convert_dataset_to_tfrecord(records, 1, str(tmp_path / "skip"), on_error="skip")
     assert (report.records_seen, report.written, report.rejected_by_reason) == (2, 1, {"box_not_finite": 1})
 

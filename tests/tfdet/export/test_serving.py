@@ -21,6 +21,7 @@ def test_only_whole_numbered_versions_count_ordered_by_number(tmp_path):
     make_version(root, "11", pb=False)  # a push cut short before saved_model.pb
     make_version(root, "12", index=False)  # variables not there yet
     make_version(root, "latest")  # not a version number
+    make_version(root, "14X")  # nor is a number with a letter after it
     os.makedirs(os.path.join(root, "13"))  # an empty folder
     assert versions(root) == [v2, v10]
     assert latest_version(root) == v10
