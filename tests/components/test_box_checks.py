@@ -39,6 +39,7 @@ def test_each_problem_is_named():
     assert check_example(example(**{features.YMIN: [0.1, 0.2]}), 3) == ["count_mismatch"]
     assert check_example(example(encoded=b"not an image"), 3) == ["image_undecodable"]
     assert check_example(example(encoded=b""), 3) == ["image_missing"]
+    assert check_example(example(encoded=b"not an image"), 3, decode_image=False) == []  # bytes not looked at
 
 
 def test_scan_reports_offenders_by_split_index_and_source_id(tmp_path):
