@@ -245,6 +245,20 @@ def test_exif_orientation_is_applied_so_boxes_drawn_on_the_upright_photo_fit(tmp
     assert inside > 0.9 and outside < 0.1  # the box lies on the object
 
 
+def test_a_mirrored_png_is_stored_upright_and_lossless(tmp_path):
+    from PIL import Image
+
+    upright = np.random.RandomState(0).randint(0, 256, (30, 50, 3)).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 2  # mirrored left to right
+    path = str(tmp_path / "scan.png")
+    Image.fromarray(upright[:, ::-1]).save(path, format="PNG", exif=exif.tobytes())
+    report = convert_dataset_to_tfrecord([record(path, [(5, 5, 20, 30)], [(0, "box")])], 1, str(tmp_path / "out"))
+    assert report.reoriented == [0]
+    (example,) = read_examples(str(tmp_path / "out" / "*.tfrecord"))
+    np.testing.assert_array_equal(np.round(example["image"] * 255).astype(np.uint8), upright)  # still PNG: exact
+
+
 def test_coordinates_too_large_for_a_float_are_not_finite(tmp_path, image_factory):
     path = image_factory("a.png", 10, 10)
     records = [record(path, [(0, 0, 10**400, 5)], [(0, "cat")]), record(path)]
