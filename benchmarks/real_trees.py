@@ -180,7 +180,8 @@ def run_kerashub(data: dict, work: str, seed: int, steps: int = None) -> dict:
         "mAP@0.5": round(coco["AP50"], 4), "mAP@0.4": round(at_04["AP"], 4), "mAP@[.5:.95]": round(coco["AP"], 4),
         "recall@0.4": round(at_04["recall"], 4), "AR100": round(coco["AR100"], 4),
         "classes_evaluated": sorted(coco["per_class_AP"]), "loss_per_epoch": result["loss_per_epoch"],
-        "params": result["params"], "versions": result["versions"], "_predictions": (truth, detections),
+        "params": result["params"], "versions": result["versions"], "head_init": result.get("head_init"),
+        "_predictions": (truth, detections),
     }
 
 

@@ -130,8 +130,8 @@ def judge(findings: Dict, profiles: Mapping[str, SplitProfile], earlier: Sequenc
     """
     findings["duplicates"] = {split: p.duplicates()[:max_listed] for split, p in profiles.items() if p.duplicates()}
     train, evaluation = profiles.get("train"), profiles.get("eval")
-    found = leaks(train.images, evaluation.images, "this span's eval split") if train is not None and evaluation \
-        is not None else []
+    both = train is not None and evaluation is not None
+    found = leaks(train.images, evaluation.images, "this span's eval split") if both else []
     for record in earlier:
         if train is not None and record.get("eval_images"):
             found += leaks(train.images, record["eval_images"], f"accepted span {record['span']}'s eval split")
