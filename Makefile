@@ -77,6 +77,7 @@ bench-pretrained: setup
 # tree crowns in real aerial photos (deepforest wheel): the zoo fine-tune against KerasHub's, 3 seeds each
 bench-trees: setup
 	$(PY) benchmarks/real_trees.py
+	$(PY) benchmarks/trees_postprocess.py
 
 # tfdet against KerasHub's RetinaNet R50-FPN in one run (sets up the peer's own Python 3.11 env once)
 bench-peers: setup

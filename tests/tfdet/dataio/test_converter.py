@@ -1,3 +1,4 @@
+import io
 import json
 import math
 import os
@@ -8,6 +9,7 @@ import tensorflow as tf
 
 from tfdet.dataio import features
 from tfdet.dataio.pipeline import pipeline
+from tfdet.dataio.record_files import read_records
 from tfdet.dataio.records import RecordError
 from tfdet.dataio.tfrecord_utilts import convert_dataset_to_tfrecord
 
@@ -243,6 +245,28 @@ def test_exif_orientation_is_applied_so_boxes_drawn_on_the_upright_photo_fit(tmp
     inside = example["image"][72:88, 7:23].mean()
     outside = example["image"][10:60].mean()
     assert inside > 0.9 and outside < 0.1  # the box lies on the object
+    # still a JPEG (a PNG would multiply the size), at quality 95: Pillow's quality-95 quantisation tables
+    (raw,) = read_records(str(tmp_path / "out" / "*.tfrecord"))
+    stored_feature = tf.train.Example.FromString(raw).features.feature
+    encoded = stored_feature["image/encoded"].bytes_list.value[0]
+    assert stored_feature["image/format"].bytes_list.value == [b"jpeg"] and encoded[:2] == b"\xff\xd8"
+    reference = io.BytesIO()
+    Image.fromarray(upright).save(reference, format="JPEG", quality=95)
+    assert Image.open(io.BytesIO(encoded)).quantization == Image.open(reference).quantization
+
+
+def test_an_orientation_outside_exifs_eight_is_left_alone(tmp_path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 9  # EXIF defines 1-8; a camera writing 9 says nothing about how to turn the picture
+    path = str(tmp_path / "odd.jpg")
+    Image.fromarray(np.full((20, 30, 3), 128, np.uint8)).save(path, format="JPEG", exif=exif.tobytes())
+    report = convert_dataset_to_tfrecord([record(path, [(2, 2, 10, 10)], [(0, "box")])], 1, str(tmp_path / "out"))
+    assert (report.written, report.reoriented) == (1, [])
+    (raw,) = read_records(str(tmp_path / "out" / "*.tfrecord"))
+    with open(path, "rb") as handle:  # the file's own bytes, not a re-encoding
+        assert tf.train.Example.FromString(raw).features.feature["image/encoded"].bytes_list.value == [handle.read()]
 
 
 def test_a_mirrored_png_is_stored_upright_and_lossless(tmp_path):
