@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/trees_postprocess.py            # after real_trees.py --runs pretrained --seeds 0,1,2
 
 Restores each seed's last checkpoint of ``real_trees.py --runs pretrained`` (data/trees/runs/pretrained-seed*) and
-scores the held-out scene with pycocotools under each setting of the head's ``test_cfg`` below, paired per seed (the
-weights are the same, so a difference is the setting's alone), and times detection of one 512x512 image (median of
-7, after a warm-up). The settings are chosen on the held-out scene itself (9 tiles leave no separate validation
-split), so a gain here says how much post-processing can move the figure, not that it will move another scene's.
+scores the held-out scene with pycocotools under each setting of the head's ``test_cfg`` below and at larger inputs,
+paired per seed (the weights are the same, so a difference is the setting's alone), and times detection of one
+image (median of 7, after a warm-up). The settings are chosen on the held-out scene itself (9 tiles leave no
+separate validation split), so a gain here says how much post-processing can move the figure, not that it will
+move another scene's.
 Writes benchmarks/results/real_trees_postprocess.json.
 """
 
@@ -36,6 +37,8 @@ SETTINGS = {
     "nms_pre 4000, no box voting": {"nms_pre": 4000, "box_voting_iou": None},
     "score_thr 0.01": {"score_thr": 0.01},
 }
+# the zoo's settings at larger inputs than the 512x512 the weights trained at (crowns look bigger)
+INPUT_SIZES = (576, 640, 768)
 
 
 def seconds_per_image(model, image, overrides: dict, repeats: int = 7) -> float:
@@ -50,6 +53,17 @@ def seconds_per_image(model, image, overrides: dict, repeats: int = 7) -> float:
     return float(np.median(times))
 
 
+def score(model, pattern: str, label_map: dict, overrides: dict) -> tuple:
+    """mAP@0.5, mAP@0.4, mAP@[.5:.95] of ``model`` on the held-out scene, and its seconds per image."""
+    evaluation = eval_dataset(pattern, model.config.input_size, model.config.mean, model.config.std)
+    truth, found = collect_detections(model, evaluation, **overrides)
+    coco = coco_metrics(truth, found, len(label_map), label_map)
+    at_04 = average_precision(truth, found, len(label_map), 0.4, label_map)
+    figures = {"mAP@0.5": round(coco["AP50"], 4), "mAP@0.4": round(at_04["AP"], 4),
+               "mAP@[.5:.95]": round(coco["AP"], 4)}
+    return figures, seconds_per_image(model, next(iter(evaluation))["image"][:1], overrides)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
@@ -57,34 +71,36 @@ def main() -> None:
     args = parser.parse_args()
     data = prepare(args.work)
     label_map, pattern = data["label_map"], f"{data['span']}/eval-*.tfrecord"
-    scores = {name: [] for name in SETTINGS}
-    timings = {name: [] for name in SETTINGS}
+    names = list(SETTINGS) + [f"input {size}x{size}" for size in INPUT_SIZES]
+    scores, timings = {name: [] for name in names}, {name: [] for name in names}
     for seed in (int(s) for s in args.seeds.split(",")):
         checkpoints = os.path.join(args.work, "runs", f"pretrained-seed{seed}", "checkpoints")
         if not os.path.isdir(checkpoints):
             raise SystemExit(f"{checkpoints} does not exist: train it first with "
                              f"`python benchmarks/real_trees.py --runs pretrained --seeds {seed}`")
-        model = tfdet.create_model(ENTRY, num_classes=len(label_map), pretrained=False)
-        restore_detector(model, checkpoints)
-        evaluation = eval_dataset(pattern, model.config.input_size, model.config.mean, model.config.std)
-        image = next(iter(evaluation))["image"][:1]
-        for name, overrides in SETTINGS.items():
-            truth, found = collect_detections(model, evaluation, **overrides)
-            coco = coco_metrics(truth, found, len(label_map), label_map)
-            at_04 = average_precision(truth, found, len(label_map), 0.4, label_map)
-            scores[name].append({"seed": seed, "mAP@0.5": round(coco["AP50"], 4), "mAP@0.4": round(at_04["AP"], 4),
-                                 "mAP@[.5:.95]": round(coco["AP"], 4)})
-            timings[name].append(seconds_per_image(model, image, overrides))
-            print(seed, name, scores[name][-1], f"{timings[name][-1]:.3f} s/image", flush=True)
+        runs = [(name, {}, overrides) for name, overrides in SETTINGS.items()]
+        runs += [(f"input {size}x{size}", {"backbone.input_size": (size, size)}, {}) for size in INPUT_SIZES]
+        model, built = None, None
+        for name, model_overrides, overrides in runs:
+            if built != model_overrides:  # the weights do not depend on the input size
+                model = tfdet.create_model(ENTRY, num_classes=len(label_map), pretrained=False, **model_overrides)
+                restore_detector(model, checkpoints)
+                built = model_overrides
+            figures, seconds = score(model, pattern, label_map, overrides)
+            scores[name].append({"seed": seed, **figures})
+            timings[name].append(seconds)
+            print(seed, name, figures, f"{seconds:.3f} s/image", flush=True)
     summary = {}
-    for name, runs in scores.items():
-        summary[name] = {metric: spread([r[metric] for r in runs]) for metric in ("mAP@0.5", "mAP@0.4", "mAP@[.5:.95]")}
+    for name, figures in scores.items():
+        summary[name] = {metric: spread([r[metric] for r in figures])
+                         for metric in ("mAP@0.5", "mAP@0.4", "mAP@[.5:.95]")}
         summary[name]["gain_mAP@0.5_per_seed"] = [round(r["mAP@0.5"] - z["mAP@0.5"], 4)
-                                                  for r, z in zip(runs, scores["zoo"])]
+                                                  for r, z in zip(figures, scores["zoo"])]
         summary[name]["seconds_per_image"] = round(float(np.median(timings[name])), 3)
     save("real_trees_postprocess.json", {"command": "python benchmarks/trees_postprocess.py --seeds " + args.seeds,
                                          "checkpoints": "real_trees.py --runs pretrained", "entry": ENTRY,
-                                         "settings": SETTINGS, "runs": scores, "summary": summary})
+                                         "settings": SETTINGS, "input_sizes": INPUT_SIZES, "runs": scores,
+                                         "summary": summary})
 
 
 if __name__ == "__main__":
