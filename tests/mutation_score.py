@@ -3,7 +3,9 @@
     python tests/mutation_score.py [--survivors]
 
 A mutant counts as caught when a test failed (or it ran out of time); "survived" and "no tests" count against the
-score. The score is caught / (every mutant that ran).
+score. The score is caught / (every mutant that ran). A mutant whose run ended by a signal ("segfault": mutmut's
+name for any signal) counts as not run: here those were workers killed from outside (a stopped run, parallel
+children), not mutants caught; re-run them by name with ``mutmut run --max-children 1 NAME``.
 """
 
 import argparse
@@ -15,7 +17,8 @@ from collections import Counter
 
 from mutmut.stats import status_by_exit_code
 
-CAUGHT = ("killed", "timeout", "segfault", "caught by type check")
+CAUGHT = ("killed", "timeout", "caught by type check")
+NOT_RUN = ("not checked", "skipped", "segfault")
 
 
 def main() -> int:
@@ -32,8 +35,8 @@ def main() -> int:
             results = json.load(handle)["exit_code_by_key"]
         statuses = Counter(status_by_exit_code[code] for code in results.values())
         caught = sum(statuses[s] for s in CAUGHT)
-        ran = sum(n for s, n in statuses.items() if s not in ("not checked", "skipped"))
-        total.update(caught=caught, ran=ran)
+        ran = sum(n for s, n in statuses.items() if s not in NOT_RUN)
+        total.update(caught=caught, ran=ran, not_run=sum(statuses[s] for s in NOT_RUN))
         module = os.path.relpath(meta, "mutants")[:-len(".meta")]
         print(f"{module:40s} {caught:4d} / {ran:4d} caught  {dict(statuses)}")
         if args.survivors:
@@ -41,7 +44,7 @@ def main() -> int:
                 if status_by_exit_code[code] not in CAUGHT:
                     print(f"    {status_by_exit_code[code]:9s} {key}")
     print(f"mutation score: {total['caught'] / max(total['ran'], 1):.3f} ({total['caught']} of {total['ran']} mutants "
-          f"caught)")
+          f"caught; {total['not_run']} not run)")
     return 0
 
 
