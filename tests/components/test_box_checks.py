@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.box_checks import check_example, failure_message, new_report, passed, scan_split, split_files
+from components.box_checks import (
+    check_example,
+    check_features,
+    failure_message,
+    new_report,
+    passed,
+    scan_split,
+    split_files,
+)
 from tfdet.dataio import features
 
 
@@ -40,6 +48,21 @@ def test_each_problem_is_named():
     assert check_example(example(encoded=b"not an image"), 3) == ["image_undecodable"]
     assert check_example(example(encoded=b""), 3) == ["image_missing"]
     assert check_example(example(encoded=b"not an image"), 3, decode_image=False) == []  # bytes not looked at
+
+
+def test_the_edges_of_what_is_sound():
+    # a box may touch the image's edges, class 0 is a class; a box of zero height or width is inverted
+    assert check_example(example(boxes=((0.0, 0.0, 1.0, 1.0),), labels=(0,)), 3) == []
+    assert check_example(example(boxes=((0.3, 0.1, 0.3, 0.5),)), 3) == ["box_inverted"]
+    assert check_example(example(boxes=((0.1, 0.4, 0.5, 0.4),)), 3) == ["box_inverted"]
+
+
+def test_parsed_features_are_checked_with_their_images_decoded_unless_told_not_to():
+    import tensorflow as tf
+
+    parsed = tf.train.Example.FromString(example(encoded=b"not an image")).features.feature
+    assert check_features(parsed, 3) == ["image_undecodable"]
+    assert check_features(parsed, 3, decode_image=False) == []
 
 
 def test_scan_reports_offenders_by_split_index_and_source_id(tmp_path):
