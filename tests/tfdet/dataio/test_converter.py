@@ -65,6 +65,39 @@ def test_other_formats_are_stored_as_png(tmp_path, image_factory):
     convert_dataset_to_tfrecord([record(path)], num_shards=1, output_dir=str(tmp_path / "out"))
     (example,) = read_examples(str(tmp_path / "out" / "*.tfrecord"))
     np.testing.assert_allclose(example["image"][2, 3], [0.0, 1.0, 0.0])
+    (raw,) = read_records(str(tmp_path / "out" / "*.tfrecord"))
+    assert tf.train.Example.FromString(raw).features.feature[features.FORMAT].bytes_list.value == [b"png"]
+
+
+def test_a_png_keeps_its_bytes_and_an_rgba_image_of_another_format_is_stored_as_rgb(tmp_path, image_factory):
+    from PIL import Image
+
+    png = image_factory("a.png", 10, 12)
+    tiff = str(tmp_path / "b.tiff")
+    Image.fromarray(np.full((10, 12, 4), 200, np.uint8), mode="RGBA").save(tiff, format="TIFF")
+    convert_dataset_to_tfrecord([record(png), record(tiff)], num_shards=1, output_dir=str(tmp_path / "out"))
+    stored = [tf.train.Example.FromString(raw).features.feature[features.ENCODED].bytes_list.value[0]
+              for raw in read_records(str(tmp_path / "out" / "*.tfrecord"))]
+    with open(png, "rb") as handle:
+        assert stored[0] == handle.read()
+    assert Image.open(io.BytesIO(stored[1])).mode == "RGB"
+
+
+def test_a_file_that_cannot_be_read_is_named(tmp_path):
+    # /proc/self/mem exists and is a file, but reading it from offset 0 fails (EIO)
+    with pytest.raises(RecordError) as error:
+        convert_dataset_to_tfrecord([record("/proc/self/mem")], 1, str(tmp_path / "out"))
+    assert (error.value.index, error.value.image_path, error.value.code) == (0, "/proc/self/mem", "unreadable_file")
+    assert str(error.value).startswith("record 0 (/proc/self/mem): cannot read the image file: [Errno 5]")
+
+
+def test_label_ids_are_checked_against_num_classes_or_only_below_zero(tmp_path, image_factory):
+    path = image_factory("a.png", 10, 10)
+    with pytest.raises(RecordError, match=r"label 0 \('cat'\) has id 3, outside 0 <= id < 3;"):
+        convert_dataset_to_tfrecord([record(path, [(0, 0, 5, 5)], [(3, "cat")])], 1, str(tmp_path / "a"), num_classes=3)
+    with pytest.raises(RecordError) as error:
+        convert_dataset_to_tfrecord([record(path, [(0, 0, 5, 5)], [(-1, "cat")])], 1, str(tmp_path / "b"))
+    assert str(error.value).startswith(f"record 0 ({path}): label 0 ('cat') has id -1, outside 0 <= id;")
 
 
 def test_sharding_is_round_robin_and_workers_do_not_change_the_bytes(tmp_path, image_factory):
@@ -145,6 +178,15 @@ def test_bad_records_are_named(tmp_path, image_factory):
         (record(str(truncated)), "undecodable_image", f"record 0 ({truncated}): the file is not a decodable image"),
         ({"bboxes": [], "labels": []}, "malformed_record", "record 0: missing key(s) image_path"),
         ({"image_path": good, "bboxes": []}, "malformed_record", f"record 0 ({good}): missing key(s) labels"),
+        ({"image_path": good}, "malformed_record", f"record 0 ({good}): missing key(s) bboxes, labels"),
+        ({"image_path": good, "bboxes": "0 0 5 5", "labels": []}, "malformed_record",
+         f"record 0 ({good}): bboxes and labels must be lists"),
+        ({"image_path": good, "bboxes": [], "labels": {"id": 0}}, "malformed_record",
+         f"record 0 ({good}): bboxes and labels must be lists"),
+        ({"image_path": good, "bboxes": [[0, 0, 5, 5]], "labels": [{"id": 0}]}, "malformed_record",
+         f"record 0 ({good}): label 0 is {{'id': 0}}; expected {{'id': int, 'name': str}}"),
+        (record(good, [(0, 0, 5, 5)], [(0, "")]), "malformed_record",
+         f"record 0 ({good}): label 0 name '' is not a non-empty string"),
         ({"image_path": 17, "bboxes": [], "labels": []}, "malformed_record",
          "record 0: image_path must be a string, got 17"),
         ("a string", "malformed_record", "record 0: expected a dict with image_path, bboxes and labels, got str"),
