@@ -72,7 +72,8 @@ def test_other_formats_are_stored_as_png(tmp_path, image_factory):
 def test_a_png_keeps_its_bytes_and_an_rgba_image_of_another_format_is_stored_as_rgb(tmp_path, image_factory):
     from PIL import Image
 
-    png = image_factory("a.png", 10, 12)
+    png = str(tmp_path / "a.png")  # stored uncompressed: a re-encoding by Pillow would not give these bytes back
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (10, 12, 3)).astype(np.uint8)).save(png, compress_level=0)
     tiff = str(tmp_path / "b.tiff")
     Image.fromarray(np.full((10, 12, 4), 200, np.uint8), mode="RGBA").save(tiff, format="TIFF")
     convert_dataset_to_tfrecord([record(png), record(tiff)], num_shards=1, output_dir=str(tmp_path / "out"))
