@@ -67,6 +67,16 @@ def prepare(work: str) -> dict:
     return {"span": span, "label_map": label_map, "counts": counts}
 
 
+def held_out_figures(ground_truth: list, detections: list, label_map: dict) -> dict:
+    """The held-out scene's figures by pycocotools: mAP@0.5, mAP at IoU 0.4, mAP@[.5:.95], recall and the classes
+    that had ground truth."""
+    coco = coco_metrics(ground_truth, detections, len(label_map), label_map)
+    at_04 = average_precision(ground_truth, detections, len(label_map), 0.4, label_map)
+    return {"mAP@0.5": round(coco["AP50"], 4), "mAP@0.4": round(at_04["AP"], 4), "mAP@[.5:.95]": round(coco["AP"], 4),
+            "recall@0.4": round(at_04["recall"], 4), "AR100": round(coco["AR100"], 4),
+            "classes_evaluated": sorted(coco["per_class_AP"])}
+
+
 def run(name: str, data: dict, work: str, seed: int, steps: int = None, extra: dict = None,
         recipe_changes: dict = None, tag: str = "") -> dict:
     """One seeded fine-tune of ``name`` through tfdet's training driver, evaluated on the held-out scene."""
@@ -83,15 +93,11 @@ def run(name: str, data: dict, work: str, seed: int, steps: int = None, extra: d
                               model.config.std)
     label_map = data["label_map"]
     ground_truth, detections = collect_detections(model, evaluation)
-    coco = coco_metrics(ground_truth, detections, model.num_classes, label_map)
-    at_04 = average_precision(ground_truth, detections, model.num_classes, 0.4, label_map)
     return {
         "model": entry_name, "overrides": overrides, "seed": seed, "initialisation": result["initialisation"],
         "steps": result["steps"], "batch_size": result["batch_size"], "train_seconds": result["seconds"],
         "train_images_per_second": round(result["steps"] * result["batch_size"] / result["seconds"], 2),
-        "mAP@0.5": round(coco["AP50"], 4), "mAP@0.4": round(at_04["AP"], 4), "mAP@[.5:.95]": round(coco["AP"], 4),
-        "recall@0.4": round(at_04["recall"], 4), "AR100": round(coco["AR100"], 4),
-        "classes_evaluated": sorted(coco["per_class_AP"]),
+        **held_out_figures(ground_truth, detections, label_map),
         "loss_per_epoch": [round(v, 4) for v in result["history"]["loss"]],
         "params": model.count_params(), "_predictions": (ground_truth, detections),
     }
@@ -170,16 +176,12 @@ def run_kerashub(data: dict, work: str, seed: int, steps: int = None) -> dict:
         detections = json.load(handle)
     truth = ground_truth(read_records(f"{data['span']}/eval-*.tfrecord"))
     label_map = data["label_map"]
-    coco = coco_metrics(truth, detections, len(label_map), label_map)
-    at_04 = average_precision(truth, detections, len(label_map), 0.4, label_map)
     return {
         "model": result["system"], "seed": seed, "initialisation": "keras:resnet50_imagenet (the same arrays)",
         "backbone_max_relative_difference_to_tfdet": round(backbone_agreement(os.path.join(out, "features.npz")), 7),
         "steps": steps, "batch_size": batch, "train_seconds": result["train_seconds"],
         "train_images_per_second": round(steps * batch / result["train_seconds"], 2),
-        "mAP@0.5": round(coco["AP50"], 4), "mAP@0.4": round(at_04["AP"], 4), "mAP@[.5:.95]": round(coco["AP"], 4),
-        "recall@0.4": round(at_04["recall"], 4), "AR100": round(coco["AR100"], 4),
-        "classes_evaluated": sorted(coco["per_class_AP"]), "loss_per_epoch": result["loss_per_epoch"],
+        **held_out_figures(truth, detections, label_map), "loss_per_epoch": result["loss_per_epoch"],
         "params": result["params"], "versions": result["versions"], "head_init": result.get("head_init"),
         "_predictions": (truth, detections),
     }

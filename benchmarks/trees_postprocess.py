@@ -19,9 +19,9 @@ import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benc
 import numpy as np  # noqa: E402
 
 import tfdet  # noqa: E402
-from benchmarks.real_trees import prepare, spread  # noqa: E402
+from benchmarks.real_trees import held_out_figures, prepare, spread  # noqa: E402
 from benchmarks.report import save  # noqa: E402
-from tfdet.evaluation import average_precision, coco_metrics, collect_detections, eval_dataset  # noqa: E402
+from tfdet.evaluation import collect_detections, eval_dataset  # noqa: E402
 from tfdet.weights.detector import restore_detector  # noqa: E402
 
 ENTRY = "retinanet_resnet50_fpn_cpu"
@@ -37,6 +37,7 @@ SETTINGS = {
     "nms_pre 4000, no box voting": {"nms_pre": 4000, "box_voting_iou": None},
     "score_thr 0.01": {"score_thr": 0.01},
 }
+METRICS = ("mAP@0.5", "mAP@0.4", "mAP@[.5:.95]")
 # the zoo's settings at larger inputs than the 512x512 the weights trained at (crowns look bigger)
 INPUT_SIZES = (576, 640, 768)
 
@@ -53,14 +54,10 @@ def seconds_per_image(model, image, overrides: dict, repeats: int = 7) -> float:
     return float(np.median(times))
 
 
-def score(model, pattern: str, label_map: dict, overrides: dict) -> tuple:
-    """mAP@0.5, mAP@0.4, mAP@[.5:.95] of ``model`` on the held-out scene, and its seconds per image."""
-    evaluation = eval_dataset(pattern, model.config.input_size, model.config.mean, model.config.std)
+def score(model, evaluation, label_map: dict, overrides: dict) -> tuple:
+    """The held-out scene's figures of ``model`` (:func:`real_trees.held_out_figures`) and its seconds per image."""
     truth, found = collect_detections(model, evaluation, **overrides)
-    coco = coco_metrics(truth, found, len(label_map), label_map)
-    at_04 = average_precision(truth, found, len(label_map), 0.4, label_map)
-    figures = {"mAP@0.5": round(coco["AP50"], 4), "mAP@0.4": round(at_04["AP"], 4),
-               "mAP@[.5:.95]": round(coco["AP"], 4)}
+    figures = {k: v for k, v in held_out_figures(truth, found, label_map).items() if k in METRICS}
     return figures, seconds_per_image(model, next(iter(evaluation))["image"][:1], overrides)
 
 
@@ -80,20 +77,20 @@ def main() -> None:
                              f"`python benchmarks/real_trees.py --runs pretrained --seeds {seed}`")
         runs = [(name, {}, overrides) for name, overrides in SETTINGS.items()]
         runs += [(f"input {size}x{size}", {"backbone.input_size": (size, size)}, {}) for size in INPUT_SIZES]
-        model, built = None, None
+        model, evaluation, built = None, None, None
         for name, model_overrides, overrides in runs:
             if built != model_overrides:  # the weights do not depend on the input size
                 model = tfdet.create_model(ENTRY, num_classes=len(label_map), pretrained=False, **model_overrides)
                 restore_detector(model, checkpoints)
+                evaluation = eval_dataset(pattern, model.config.input_size, model.config.mean, model.config.std)
                 built = model_overrides
-            figures, seconds = score(model, pattern, label_map, overrides)
+            figures, seconds = score(model, evaluation, label_map, overrides)
             scores[name].append({"seed": seed, **figures})
             timings[name].append(seconds)
             print(seed, name, figures, f"{seconds:.3f} s/image", flush=True)
     summary = {}
     for name, figures in scores.items():
-        summary[name] = {metric: spread([r[metric] for r in figures])
-                         for metric in ("mAP@0.5", "mAP@0.4", "mAP@[.5:.95]")}
+        summary[name] = {metric: spread([r[metric] for r in figures]) for metric in METRICS}
         summary[name]["gain_mAP@0.5_per_seed"] = [round(r["mAP@0.5"] - z["mAP@0.5"], 4)
                                                   for r, z in zip(figures, scores["zoo"])]
         summary[name]["seconds_per_image"] = round(float(np.median(timings[name])), 3)

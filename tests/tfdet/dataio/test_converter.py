@@ -69,7 +69,7 @@ def test_other_formats_are_stored_as_png(tmp_path, image_factory):
     assert tf.train.Example.FromString(raw).features.feature[features.FORMAT].bytes_list.value == [b"png"]
 
 
-def test_a_png_keeps_its_bytes_and_an_rgba_image_of_another_format_is_stored_as_rgb(tmp_path, image_factory):
+def test_a_png_keeps_its_bytes_and_an_rgba_image_of_another_format_is_stored_as_rgb(tmp_path):
     from PIL import Image
 
     png = str(tmp_path / "a.png")  # stored uncompressed: a re-encoding by Pillow would not give these bytes back
