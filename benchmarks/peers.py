@@ -82,8 +82,18 @@ def peer_python(peer: str, setup: bool = True) -> str:
     return python
 
 
+def peer_environment() -> Dict[str, str]:
+    """This process's environment without ``TF_USE_LEGACY_KERAS``, which tfdet sets and a peer must not inherit.
+
+    KerasHub's environment runs Keras 3 and has no tf_keras: with the variable set, its ``tf.keras`` lookup
+    recurses until RecursionError. Model Garden imports tf_keras by name and tfdet's worker sets the variable
+    itself, so neither needs it from here.
+    """
+    return {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+
+
 def run_worker(command: List[str]) -> Dict:
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=peer_environment())
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if not lines:
         return {"error": f"worker printed no result (exit {completed.returncode}): {completed.stderr[-500:]}"}

@@ -153,7 +153,7 @@ def run_kerashub(data: dict, work: str, seed: int, steps: int = None) -> dict:
     as tfdet's recipe sees, evaluated here by the same pycocotools code."""
     import subprocess
 
-    from benchmarks.peers import KERASHUB, peer_python
+    from benchmarks.peers import KERASHUB, peer_environment, peer_python
     from tfdet.dataio.record_files import read_records
     from tfdet.evaluation.saved_model import ground_truth
     from tfdet.zoo import train_recipe
@@ -165,9 +165,7 @@ def run_kerashub(data: dict, work: str, seed: int, steps: int = None) -> dict:
     command = [peer_python(KERASHUB), os.path.join(os.path.dirname(__file__), "peer_workers", "kerashub_finetune.py"),
                "--data", peer_data(data, work), "--out", out, "--steps", str(steps), "--batch-size", str(batch),
                "--seed", str(seed)]
-    # tfdet's process selects tf_keras; KerasHub's environment runs Keras 3 (and has no tf_keras)
-    environment = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    completed = subprocess.run(command, capture_output=True, text=True, env=environment)
+    completed = subprocess.run(command, capture_output=True, text=True, env=peer_environment())
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     result = json.loads(lines[-1]) if lines else {"error": completed.stderr[-2000:]}
     if "error" in result:

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfdet.dataio import features
 from tfdet.dataio.pipeline import pipeline
 from tfdet.dataio.record_files import read_records
-from tfdet.dataio.records import RecordError
+from tfdet.dataio.records import RecordError, encode_record
 from tfdet.dataio.tfrecord_utilts import convert_dataset_to_tfrecord
 
 
@@ -175,8 +175,10 @@ def test_bad_records_are_named(tmp_path, image_factory):
         (record(missing), "missing_file", f"record 0 ({missing}): image file does not exist; check image_path"),
         (record(str(tmp_path)), "unreadable_file",
          f"record 0 ({tmp_path}): image_path is a directory, not an image file"),
-        (record(str(text)), "undecodable_image", f"record 0 ({text}): the file is not a decodable image"),
-        (record(str(truncated)), "undecodable_image", f"record 0 ({truncated}): the file is not a decodable image"),
+        (record(str(text)), "undecodable_image",
+         f"record 0 ({text}): the file is not a decodable image (not a format Pillow recognises)"),
+        (record(str(truncated)), "undecodable_image",
+         f"record 0 ({truncated}): the file is not a decodable image ({pillow_error(truncated)})"),
         ({"bboxes": [], "labels": []}, "malformed_record", "record 0: missing key(s) image_path"),
         ({"image_path": good, "bboxes": []}, "malformed_record", f"record 0 ({good}): missing key(s) labels"),
         ({"image_path": good}, "malformed_record", f"record 0 ({good}): missing key(s) bboxes, labels"),
@@ -208,6 +210,41 @@ def test_bad_records_are_named(tmp_path, image_factory):
             convert_dataset_to_tfrecord([bad], 1, str(tmp_path / "out"), num_classes=3)
         assert error.value.code == code
         assert str(error.value).startswith(message), (str(error.value), message)
+
+
+def pillow_error(path):
+    """What Pillow itself says when it fully decodes ``path``: the reference for the converter's message."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception as error:  # noqa: BLE001 (whatever Pillow raises is the expected text)
+        return f"{type(error).__name__}: {error}"
+    raise AssertionError(f"{path} decodes; the test needs a corrupt file")
+
+
+@pytest.mark.parametrize("size,box,flagged", [
+    ((3, 3), (0, 0, 1, 1), True),  # a 3-pixel side is the smallest image whose unit boxes look normalised
+    ((2, 2), (0, 0, 1, 1), False),  # on a 2x2 image a 1-pixel box is a plausible pixel box
+    ((100, 200), (0, 0, 1, 1), True),  # a coordinate of exactly 1.0 is still inside [0, 1]
+    ((100, 200), (0, 0, 1, 1.5), False),  # one coordinate past 1.0 means pixels
+])
+def test_normalised_box_check_boundaries(tmp_path, image_factory, size, box, flagged):
+    path = image_factory("a.png", *size)
+    records = [record(path, [box], [(0, "cat")])]
+    if flagged:
+        with pytest.raises(RecordError) as error:
+            convert_dataset_to_tfrecord(records, 1, str(tmp_path / "out"))
+        assert error.value.code == "box_looks_normalised"
+    else:
+        assert convert_dataset_to_tfrecord(records, 1, str(tmp_path / "out")).written == 1
+
+
+def test_encode_record_default_source_id_is_the_index(image_factory):
+    encoded = encode_record(7, record(image_factory("a.png", 10, 10)), num_classes=None)
+    assert encoded.source_id == "7"
+    example = tf.train.Example.FromString(encoded.serialized)
+    assert example.features.feature[features.SOURCE_ID].bytes_list.value[0] == b"7"
 
 
 def test_label_conflicts_name_the_earlier_record(tmp_path, image_factory):
