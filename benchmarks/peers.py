@@ -1,6 +1,6 @@
 """tfdet against KerasHub's and TF Model Garden's RetinaNet R50-FPN, side by side in one run, under one protocol.
 
-    .venv/bin/python benchmarks/peers.py [--rounds 2]          # make bench-peers
+    .venv/bin/python benchmarks/peers.py [--rounds 3]          # make bench-peers
 
 Sets up each peer in an environment of its own on first use (Python 3.11; tensorflow==2.21.0 +
 keras-hub==0.32.0 in $TFDET_HOME/peers/kerashub, tensorflow==2.20.0 + tf-models-official==2.20.0 in
@@ -156,7 +156,9 @@ def summarise(measured: Dict) -> Dict:
                 "inference_fraction_of_peak": round(flops / infer / peak_gflops, 3) if infer and flops else None,
                 "training_fraction_of_peak": round(3 * flops * train / peak_gflops, 3) if train and flops else None,
             }
-        table[system] = {"forward_gflops": flops, **row}
+        trainable = next((r["trainable_params"] for r in runs if r["system"] == system and "trainable_params" in r),
+                         None)
+        table[system] = {"forward_gflops": flops, "trainable_params": trainable, **row}
     speedups = {f"speedup_over_{directory}": _speedups(table, peer) for peer, (directory, _, _) in PEERS.items()}
     return {"matmul_peak_gflops": peak, "table": table, **speedups}
 
@@ -226,7 +228,7 @@ def chart(summary: Dict, path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (medians over them)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians over them)")
     parser.add_argument("--infer-repeats", type=int, default=7)
     parser.add_argument("--train-steps", type=int, default=4)
     parser.add_argument("--no-setup", action="store_true", help="fail instead of creating the peers' environments")

@@ -62,6 +62,8 @@ def main() -> None:
             batches = tf.data.Dataset.from_tensors((images, {"boxes": boxes, "labels": labels})).repeat()
             result["images_per_second"] = images_per_second(model, batches, keras.callbacks.Callback, args.repeats, 2)
         result["params"] = int(model.count_params())
+        # what the training row updates: every weight when nothing is frozen
+        result["trainable_params"] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
     report(result, measure)
 

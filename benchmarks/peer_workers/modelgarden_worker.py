@@ -93,6 +93,8 @@ def main() -> None:
             loss.numpy()
             result["images_per_second"] = 2 * args.repeats / (time.perf_counter() - started)
         result["params"] = int(model.count_params())
+        # what the training row updates: every weight when nothing is frozen
+        result["trainable_params"] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
     report(result, measure)
 

@@ -57,6 +57,8 @@ def main() -> None:
             result["images_per_second"] = images_per_second(model, batches, tf_keras.callbacks.Callback,
                                                             args.repeats, 2)
         result["params"] = int(model.count_params())
+        # what the training row updates: every weight when nothing is frozen
+        result["trainable_params"] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
     report(result, measure)
 
