@@ -36,6 +36,11 @@ SETTINGS = {
     "nms_pre 4000, box voting 0.7": {"nms_pre": 4000, "box_voting_iou": 0.7},
     "nms_pre 4000, no box voting": {"nms_pre": 4000, "box_voting_iou": None},
     "score_thr 0.01": {"score_thr": 0.01},
+    # Gaussian Soft-NMS with the paper's sigma, the hard IoU cut off (1.0) so that only the decay acts
+    "Soft-NMS sigma 0.5": {"nms": {"iou_threshold": 1.0, "soft_nms_sigma": 0.5}},
+    "Soft-NMS sigma 0.5, no box voting": {"nms": {"iou_threshold": 1.0, "soft_nms_sigma": 0.5},
+                                          "box_voting_iou": None},
+    "Soft-NMS sigma 0.5, IoU cut 0.7": {"nms": {"iou_threshold": 0.7, "soft_nms_sigma": 0.5}},
 }
 METRICS = ("mAP@0.5", "mAP@0.4", "mAP@[.5:.95]")
 # the zoo's settings at larger inputs than the 512x512 the weights trained at (crowns look bigger)

@@ -1,4 +1,4 @@
-"""Post-processing: pre-NMS top-k, class-wise NMS (tf.image), max detections, box voting."""
+"""Post-processing: pre-NMS top-k, class-wise NMS or Soft-NMS (tf.image), max detections, box voting."""
 
 from __future__ import annotations
 
@@ -23,21 +23,30 @@ def _normalised(boxes: tf.Tensor, image_height, image_width) -> tf.Tensor:
 
 
 def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_width, score_thr: float = 0.05,
-                   iou_threshold: float = 0.5, max_per_img: int = 100) -> Dict[str, tf.Tensor]:
+                   iou_threshold: float = 0.5, max_per_img: int = 100,
+                   soft_nms_sigma: float = 0.0) -> Dict[str, tf.Tensor]:
     """Per-class NMS over candidate boxes of a batch.
 
     Args:
         boxes: [B, K, 4] pixel boxes (ymin, xmin, ymax, xmax), shared by all classes.
         scores: [B, K, C] class probabilities.
         image_height, image_width: the network input size, to normalise and clip.
+        soft_nms_sigma: 0 for greedy NMS; above 0, Gaussian Soft-NMS (Bodla et al., 2017): a candidate's score is
+            multiplied by ``exp(-IoU^2 / sigma)`` for each box kept before it instead of being dropped, so that
+            touching objects of one class survive each other (the paper's and mmdetection's sigma; 0.5 theirs).
+            ``iou_threshold`` still drops overlaps above it outright (TensorFlow's op); give 1.0 for the Gaussian
+            decay alone.
 
     Returns:
         ``detection_boxes`` [B, max_per_img, 4] normalised, clipped and ordered;
-        ``detection_scores`` [B, max_per_img] (descending); ``detection_classes``
+        ``detection_scores`` [B, max_per_img] (descending; decayed under Soft-NMS); ``detection_classes``
         int32 [B, max_per_img]; ``num_detections`` int32 [B]. Rows past
         ``num_detections`` are zero.
     """
     normalised = _normalised(boxes, image_height, image_width)
+    if soft_nms_sigma > 0.0:
+        return _soft_nms(tf.clip_by_value(normalised, 0.0, 1.0), tf.cast(scores, tf.float32), score_thr,
+                         iou_threshold, max_per_img, soft_nms_sigma)
     nms_boxes, nms_scores, nms_classes, valid = tf.image.combined_non_max_suppression(
         normalised[:, :, None, :], tf.cast(scores, tf.float32), max_output_size_per_class=max_per_img,
         max_total_size=max_per_img, iou_threshold=iou_threshold, score_threshold=score_thr, clip_boxes=True)
@@ -47,6 +56,41 @@ def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_widt
         "detection_classes": tf.cast(nms_classes, tf.int32),
         "num_detections": tf.cast(valid, tf.int32),
     }
+
+
+def _soft_nms(boxes: tf.Tensor, scores: tf.Tensor, score_thr: float, iou_threshold: float, max_per_img: int,
+              sigma: float) -> Dict[str, tf.Tensor]:
+    """:func:`class_wise_nms` with Gaussian decay: tf.image's Soft-NMS (one image and class at a time, as the op
+    takes them), then the best ``max_per_img`` over the classes, padded with zeros."""
+    num_classes = scores.shape[-1]
+    if num_classes is None:
+        raise ValueError("Soft-NMS needs the number of classes known when the graph is built (scores [B, K, C])")
+
+    def one_image(args):
+        image_boxes, image_scores = args
+        kept_boxes, kept_scores, kept_classes = [], [], []
+        for c in range(num_classes):  # the op has no class axis; C is small and static
+            index, decayed = tf.image.non_max_suppression_with_scores(
+                image_boxes, image_scores[:, c], max_per_img, iou_threshold=iou_threshold,
+                score_threshold=score_thr, soft_nms_sigma=sigma / 2.0)  # tf.image decays by exp(-IoU^2 / 2s)
+            kept_boxes.append(tf.gather(image_boxes, index))
+            kept_scores.append(decayed)
+            kept_classes.append(tf.fill(tf.shape(decayed), c))
+        all_scores = tf.concat(kept_scores, 0)
+        count = tf.minimum(tf.shape(all_scores)[0], max_per_img)
+        best = tf.math.top_k(all_scores, k=count).indices
+        pad = max_per_img - count
+        return (tf.pad(tf.gather(tf.concat(kept_boxes, 0), best), [[0, pad], [0, 0]]),
+                tf.pad(tf.gather(all_scores, best), [[0, pad]]),
+                tf.pad(tf.gather(tf.concat(kept_classes, 0), best), [[0, pad]]),
+                count)
+
+    found_boxes, found_scores, found_classes, counts = tf.map_fn(
+        one_image, (boxes, scores), fn_output_signature=(
+            tf.TensorSpec([max_per_img, 4], tf.float32), tf.TensorSpec([max_per_img], tf.float32),
+            tf.TensorSpec([max_per_img], tf.int32), tf.TensorSpec([], tf.int32)))
+    return {"detection_boxes": found_boxes, "detection_scores": found_scores, "detection_classes": found_classes,
+            "num_detections": counts}
 
 
 def box_voting(detections: Dict[str, tf.Tensor], boxes: tf.Tensor, scores: tf.Tensor, image_height, image_width,

@@ -80,3 +80,74 @@ def test_box_voting_moves_a_kept_box_to_the_score_weighted_mean_of_its_class_nei
     for name in ("detection_scores", "detection_classes", "num_detections"):
         np.testing.assert_array_equal(voted[name].numpy(), found[name].numpy())
     np.testing.assert_array_equal(voted["detection_boxes"][0, count:].numpy(), 0.0)  # padding rows stay empty
+
+
+def gaussian_soft_nms(boxes, scores, score_thr, sigma, max_det):
+    """A second method: per-class Gaussian Soft-NMS as the paper writes it (every survivor's score decays by
+    exp(-IoU^2 / sigma) after each pick), in numpy."""
+    kept = []
+    for c in range(scores.shape[1]):
+        current = scores[:, c].astype(np.float64).copy()
+        alive = list(range(len(boxes)))
+        picked = 0
+        while alive and picked < max_det:
+            best = max(alive, key=lambda i: current[i])
+            if current[best] <= score_thr:
+                break
+            kept.append((current[best], c, best))
+            picked += 1
+            alive.remove(best)
+            for i in alive:
+                current[i] *= np.exp(-iou(boxes[best], boxes[i]) ** 2 / sigma)
+    return sorted(kept, reverse=True)[:max_det]
+
+
+def test_soft_nms_decays_an_overlapping_box_instead_of_dropping_it():
+    boxes = tf.constant([[[0, 0, 10, 10], [0, 5, 10, 15], [50, 50, 60, 60]]], tf.float32)  # IoU(0, 1) = 1/3
+    scores = tf.constant([[[0.9], [0.8], [0.1]]])
+    greedy = class_wise_nms(boxes, scores, 100, 100, score_thr=0.05, iou_threshold=0.3, max_per_img=5)
+    assert int(greedy["num_detections"][0]) == 2  # box 1 dropped
+    soft = class_wise_nms(boxes, scores, 100, 100, score_thr=0.05, iou_threshold=1.0, max_per_img=5,
+                          soft_nms_sigma=0.5)
+    assert int(soft["num_detections"][0]) == 3
+    np.testing.assert_allclose(soft["detection_scores"][0].numpy(),
+                               [0.9, 0.8 * np.exp(-(1 / 3) ** 2 / 0.5), 0.1, 0.0, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(soft["detection_boxes"][0, :3].numpy() * 100,
+                               [[0, 0, 10, 10], [0, 5, 10, 15], [50, 50, 60, 60]], atol=1e-4)
+    np.testing.assert_array_equal(soft["detection_boxes"][0, 3:].numpy(), 0.0)
+    np.testing.assert_array_equal(soft["detection_classes"][0].numpy(), 0)
+
+
+def test_soft_nms_matches_the_papers_algorithm_on_random_boxes():
+    rng = np.random.RandomState(2)
+    batch = []
+    for _ in range(2):  # two images: each is suppressed on its own
+        corners = rng.uniform(0, 80, (40, 2))
+        batch.append(np.concatenate([corners, corners + rng.uniform(5, 40, (40, 2))], 1).astype(np.float32))
+    boxes = np.stack(batch)
+    scores = rng.uniform(0, 1, (2, 40, 3)).astype(np.float32)
+    out = class_wise_nms(tf.constant(boxes), tf.constant(scores), 120, 120, score_thr=0.2, iou_threshold=1.0,
+                         max_per_img=30, soft_nms_sigma=0.5)
+    for b in range(2):
+        expected = gaussian_soft_nms(boxes[b], scores[b], 0.2, 0.5, 30)
+        count = int(out["num_detections"][b])
+        assert count == len(expected) == 30
+        np.testing.assert_allclose(out["detection_scores"][b, :count].numpy(), [e[0] for e in expected], rtol=1e-4)
+        np.testing.assert_array_equal(out["detection_classes"][b, :count].numpy(), [e[1] for e in expected])
+        np.testing.assert_allclose(out["detection_boxes"][b, :count].numpy() * 120,
+                                   boxes[b][[e[2] for e in expected]], atol=1e-3)
+
+
+def test_soft_nms_is_chosen_by_the_heads_test_cfg():
+    import tfdet
+
+    model = tfdet.create_model("cpu_small", num_classes=2, pretrained=False,
+                               **{"head.test_cfg": {"nms": {"iou_threshold": 1.0, "soft_nms_sigma": 0.5},
+                                                    "score_thr": 0.0, "nms_pre": 50, "max_per_img": 500}})
+    image = tf.random.stateless_uniform([1, *model.config.input_size, 3], seed=(0, 1))
+    found = model.detect_function()(image)
+    # an untrained head scores every anchor about the prior 0.01; greedy NMS at IoU 1.0 keeps each of the
+    # candidates once, Soft-NMS the same boxes with decayed scores: lower, never higher
+    greedy = model.detect_function(soft_nms_sigma=0.0)(image)
+    assert int(found["num_detections"][0]) == int(greedy["num_detections"][0])
+    assert float(tf.reduce_sum(found["detection_scores"])) < float(tf.reduce_sum(greedy["detection_scores"]))

@@ -75,8 +75,10 @@ class DenseHead(tf_keras.layers.Layer):
         act_cfg: activation after each tower conv.
         norm_cfg: None or ``dict(name="GN", groups=32)``: GroupNorm after each tower conv.
         test_cfg: ``nms_pre`` (top-k per level before NMS), ``score_thr``, ``nms.iou_threshold``
-            (class-wise), ``max_per_img``, ``box_voting_iou`` (None: off; else each kept box becomes the
-            score-weighted mean of the candidates overlapping it this much, :func:`~tfdet.core.postprocess.box_voting`).
+            (class-wise), ``nms.soft_nms_sigma`` (0: greedy NMS; above 0: Gaussian Soft-NMS,
+            :func:`~tfdet.core.postprocess.class_wise_nms`), ``max_per_img``, ``box_voting_iou`` (None: off; else
+            each kept box becomes the score-weighted mean of the candidates overlapping it this much,
+            :func:`~tfdet.core.postprocess.box_voting`).
         prior_prob: initial foreground probability of the classifier.
     """
 
@@ -142,8 +144,10 @@ class DenseHead(tf_keras.layers.Layer):
         iou_threshold = cfg.get("iou_threshold", cfg["nms"].get("iou_threshold", 0.5))
         picks = [top_k_per_level(level, int(cfg["nms_pre"])) for level in scores]
         boxes, scores = gather_levels(list(boxes), picks), gather_levels(list(scores), picks)
+        sigma = cfg.get("soft_nms_sigma", cfg["nms"].get("soft_nms_sigma", 0.0))
         found = class_wise_nms(boxes, scores, image_height, image_width, score_thr=float(cfg["score_thr"]),
-                               iou_threshold=float(iou_threshold), max_per_img=int(cfg["max_per_img"]))
+                               iou_threshold=float(iou_threshold), max_per_img=int(cfg["max_per_img"]),
+                               soft_nms_sigma=float(sigma or 0.0))
         if cfg.get("box_voting_iou"):
             found = box_voting(found, boxes, scores, image_height, image_width, float(cfg["box_voting_iou"]),
                                float(cfg["score_thr"]))
