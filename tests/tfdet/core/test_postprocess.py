@@ -151,3 +151,8 @@ def test_soft_nms_is_chosen_by_the_heads_test_cfg():
     greedy = model.detect_function(soft_nms_sigma=0.0)(image)
     assert int(found["num_detections"][0]) == int(greedy["num_detections"][0])
     assert float(tf.reduce_sum(found["detection_scores"])) < float(tf.reduce_sum(greedy["detection_scores"]))
+    # the same choice as a nested override at detection time; its traced function is cached like any other
+    nested = {"nms": {"iou_threshold": 1.0, "soft_nms_sigma": 0.5}}
+    assert model.detect_function(**nested) is model.detect_function(**nested)
+    np.testing.assert_allclose(model.detect_function(**nested)(image)["detection_scores"].numpy(),
+                               found["detection_scores"].numpy(), rtol=1e-6)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import json
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -311,7 +312,7 @@ class OneStageModel(tf_keras.Model):
 
     def detect_function(self, **overrides: Any):
         """A traced ``detect`` for these test_cfg overrides, built once and cached on the model."""
-        key = tuple(sorted(overrides.items()))
+        key = json.dumps(overrides, sort_keys=True, default=repr)  # nested values (``nms=dict(...)``) too
         cache = self.__dict__.setdefault("_detect_cache", {})
         if key not in cache:
             cache[key] = tf.function(lambda x: self.detect(x, **overrides), jit_compile=False, reduce_retracing=True)
