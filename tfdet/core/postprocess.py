@@ -43,6 +43,9 @@ def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_widt
         int32 [B, max_per_img]; ``num_detections`` int32 [B]. Rows past
         ``num_detections`` are zero.
     """
+    if not soft_nms_sigma >= 0.0:  # also NaN
+        raise ValueError(f"soft_nms_sigma must be 0 (greedy NMS) or above (Gaussian Soft-NMS; 0.5 is the paper's), "
+                         f"got {soft_nms_sigma}")
     normalised = _normalised(boxes, image_height, image_width)
     if soft_nms_sigma > 0.0:
         return _soft_nms(tf.clip_by_value(normalised, 0.0, 1.0), tf.cast(scores, tf.float32), score_thr,

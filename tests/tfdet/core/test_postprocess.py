@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfdet.core.postprocess import class_wise_nms
@@ -116,6 +117,14 @@ def test_soft_nms_decays_an_overlapping_box_instead_of_dropping_it():
                                [[0, 0, 10, 10], [0, 5, 10, 15], [50, 50, 60, 60]], atol=1e-4)
     np.testing.assert_array_equal(soft["detection_boxes"][0, 3:].numpy(), 0.0)
     np.testing.assert_array_equal(soft["detection_classes"][0].numpy(), 0)
+
+
+@pytest.mark.parametrize("sigma", [-0.5, float("nan")])
+def test_soft_nms_sigma_below_zero_is_refused(sigma):
+    with pytest.raises(ValueError) as error:
+        class_wise_nms(tf.zeros([1, 2, 4]), tf.zeros([1, 2, 1]), 10, 10, soft_nms_sigma=sigma)
+    assert str(error.value) == (f"soft_nms_sigma must be 0 (greedy NMS) or above (Gaussian Soft-NMS; 0.5 is the "
+                                f"paper's), got {sigma}")
 
 
 def test_soft_nms_matches_the_papers_algorithm_on_random_boxes():
