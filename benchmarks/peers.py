@@ -199,7 +199,7 @@ def chart(summary: Dict, path: str) -> None:
                if row["inference_seconds_per_image"] else None),
               ("training, images/s (batch 2; fit, Model Garden its train_step)",
                lambda row: row["training_images_per_second"]))
-    width, bar_area = 900, 130
+    width, bar_area, bars_left = 1260, 130, 580  # room for the full system names: they say what each row froze
     image = Image.new("RGB", (width, 60 + len(panels) * (len(systems) * 2 * 16 + 60)), "white")
     draw = ImageDraw.Draw(image)
     draw.text((10, 8), "tfdet vs KerasHub and TF Model Garden RetinaNet R50-FPN, 512x512, 20 classes, 2 CPU cores "
@@ -210,17 +210,17 @@ def chart(summary: Dict, path: str) -> None:
         draw.text((10, top), title, fill="black", font=font)
         top += 18
         values = [value_of(summary["table"][s][p]) for s in systems for p in PRECISIONS]
-        scale = (width - 420) / max(v for v in values if v)
+        scale = (width - bars_left - 80) / max(v for v in values if v)
         for system in systems:
             for precision in PRECISIONS:
                 value = value_of(summary["table"][system][precision])
-                label = f"{system[:44]} {'bf16' if precision != 'float32' else 'fp32'}"
+                label = f"{system} {'bf16' if precision != 'float32' else 'fp32'}"
                 draw.text((10, top), label, fill="black", font=font)
                 if value:
-                    draw.rectangle([340, top + 1, 340 + value * scale, top + 11], fill=colours[precision])
-                    draw.text((345 + value * scale, top), f"{value:.2f}", fill="black", font=font)
+                    draw.rectangle([bars_left, top + 1, bars_left + value * scale, top + 11], fill=colours[precision])
+                    draw.text((bars_left + 5 + value * scale, top), f"{value:.2f}", fill="black", font=font)
                 else:
-                    draw.text((345, top), "fails", fill=(200, 0, 0), font=font)
+                    draw.text((bars_left + 5, top), "fails", fill=(200, 0, 0), font=font)
                 top += 16
         top += bar_area - 120
     image.save(path)
