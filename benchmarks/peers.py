@@ -20,7 +20,8 @@ task's ``train_step``, as its own trainer runs it, not ``fit``: peer_workers/mod
 ratios' reference: the peers train every layer) and as its zoo recipe freezes it (stem, stage 1, BatchNorm:
 less work per step, labelled so) -- and the seed's ``retinanet_resnetv2_50_fpn_512`` (BiT ResNetV2-50).
 Each measurement runs in a fresh process. Writes benchmarks/results/peers.json (every measurement, the
-medians, ratios to each peer, fractions of the matmul peak from TensorFlow's own FLOP count) and
+medians, ratios to each peer, each system's trainable weights, fractions of the matmul peak from TensorFlow's own
+FLOP count) and
 benchmarks/results/peers.png (bar chart).
 """
 
