@@ -130,6 +130,11 @@ def measure(rounds: int, repeats: Dict[str, int], setup: bool) -> Dict:
     return {"runs": runs, "peaks": peaks}
 
 
+def _first(runs: List[Dict], system: str, key: str):
+    """``key`` of the first of ``system``'s measurements that has it (the same in all of them), or None."""
+    return next((r[key] for r in runs if r["system"] == system and key in r), None)
+
+
 def _median(runs: List[Dict], system: str, precision: str, mode: str) -> Optional[float]:
     key = "seconds_per_image" if mode == "infer" else "images_per_second"
     values = [r[key] for r in runs if (r["system"], r["precision"], r["mode"]) == (system, precision, mode)
@@ -143,7 +148,7 @@ def summarise(measured: Dict) -> Dict:
     table = {}
     for system in [*PEERS, *TFDET_MODELS]:
         row = {}
-        flops = next((r["forward_gflops"] for r in runs if r["system"] == system and "forward_gflops" in r), None)
+        flops = _first(runs, system, "forward_gflops")
         for precision in PRECISIONS:
             infer, train = _median(runs, system, precision, "infer"), _median(runs, system, precision, "train")
             errors = {r["mode"]: r["error"] for r in runs
@@ -157,9 +162,7 @@ def summarise(measured: Dict) -> Dict:
                 "inference_fraction_of_peak": round(flops / infer / peak_gflops, 3) if infer and flops else None,
                 "training_fraction_of_peak": round(3 * flops * train / peak_gflops, 3) if train and flops else None,
             }
-        trainable = next((r["trainable_params"] for r in runs if r["system"] == system and "trainable_params" in r),
-                         None)
-        table[system] = {"forward_gflops": flops, "trainable_params": trainable, **row}
+        table[system] = {"forward_gflops": flops, "trainable_params": _first(runs, system, "trainable_params"), **row}
     speedups = {f"speedup_over_{directory}": _speedups(table, peer) for peer, (directory, _, _) in PEERS.items()}
     return {"matmul_peak_gflops": peak, "table": table, **speedups}
 

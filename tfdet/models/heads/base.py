@@ -35,6 +35,20 @@ from tfdet.models.layers import activation, group_norm
 DEFAULT_TEST_CFG = {"nms_pre": 1000, "score_thr": 0.05, "nms": {"iou_threshold": 0.5}, "max_per_img": 100}
 
 
+NMS_KEYS = ("iou_threshold", "soft_nms_sigma")
+
+
+def nms_settings(test_cfg: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """The NMS settings of ``test_cfg`` with ``overrides`` on top, key by key (so ``nms=dict(soft_nms_sigma=0.5)``
+    keeps the configured IoU threshold); in each, a top-level ``iou_threshold`` or ``soft_nms_sigma`` wins over its
+    ``nms`` dict."""
+    settings: Dict[str, Any] = {}
+    for source in (test_cfg, overrides):
+        settings.update(source.get("nms") or {})
+        settings.update({key: source[key] for key in NMS_KEYS if key in source})
+    return settings
+
+
 def conv3x3(filters: int, name: str, bias_init: float = 0.0) -> tf_keras.layers.Conv2D:
     """A 3x3 'same' conv with N(0, 0.01) weights, as mmdetection initialises head convs."""
     return tf_keras.layers.Conv2D(filters, 3, padding="same", name=name,
@@ -141,13 +155,12 @@ class DenseHead(tf_keras.layers.Layer):
         """Top ``nms_pre`` candidates per level of per-level scores [B, N_l, C] and boxes [B, N_l, 4] (pixels),
         then class-wise NMS; see :func:`~tfdet.core.postprocess.class_wise_nms`."""
         cfg = {**self.test_cfg, **overrides}
-        iou_threshold = cfg.get("iou_threshold", cfg["nms"].get("iou_threshold", 0.5))
+        nms = nms_settings(self.test_cfg, overrides)
         picks = [top_k_per_level(level, int(cfg["nms_pre"])) for level in scores]
         boxes, scores = gather_levels(list(boxes), picks), gather_levels(list(scores), picks)
-        sigma = cfg.get("soft_nms_sigma", cfg["nms"].get("soft_nms_sigma", 0.0))
         found = class_wise_nms(boxes, scores, image_height, image_width, score_thr=float(cfg["score_thr"]),
-                               iou_threshold=float(iou_threshold), max_per_img=int(cfg["max_per_img"]),
-                               soft_nms_sigma=float(sigma or 0.0))
+                               iou_threshold=float(nms.get("iou_threshold", 0.5)), max_per_img=int(cfg["max_per_img"]),
+                               soft_nms_sigma=float(nms.get("soft_nms_sigma") or 0.0))
         if cfg.get("box_voting_iou"):
             found = box_voting(found, boxes, scores, image_height, image_width, float(cfg["box_voting_iou"]),
                                float(cfg["score_thr"]))
