@@ -8,7 +8,8 @@
 
 ``up`` starts a small supervisor that owns the engine's processes: it restarts one that dies (as Kubernetes or
 systemd would restart a TaskManager), so a Flink job that loses a TaskManager recovers by Flink's restart
-strategy. The state (pids, ports, logs) lives in ``$TFDET_HOME/cluster/<engine>/``. Then
+strategy. The state (pids, ports, logs) lives in ``$TFDET_HOME/cluster/<engine>/``, and so do the engine's temporary
+files (``scratch/``: Flink's blob caches, the SDK workers' ``TMPDIR``), emptied by ``up`` and ``down``. Then
 ``python -m pipeline.local_runner --beam flink`` (or ``--beam portable``) runs the pipeline's Beam steps there.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,14 +103,24 @@ def flink_plan(directory: str, workers: int, taskmanager_memory: str, rest_port:
     conf = os.path.join(directory, "conf")
     logs = os.path.join(directory, "log")
     os.makedirs(logs, exist_ok=True)
-    flink.write_config(conf, workers, taskmanager_memory, rest_port)
-    processes = {"jobmanager": {"command": flink.jobmanager_command(conf, os.path.join(logs, "jobmanager.log")),
-                                "log": os.path.join(logs, "jobmanager.log")}}
+    scratch = clear_scratch(directory)
+    flink.write_config(conf, workers, taskmanager_memory, rest_port, scratch_dir=scratch)
+    log = os.path.join(logs, "jobmanager.log")
+    processes = {"jobmanager": {"command": flink.jobmanager_command(conf, log, scratch), "log": log}}
     for index in range(1, workers + 1):
         name = f"taskmanager-{index}"
         log = os.path.join(logs, f"{name}.log")
-        processes[name] = {"command": flink.taskmanager_command(conf, log, name), "log": log}
-    return {"engine": "flink", "rest": f"localhost:{rest_port}", "workers": workers, "processes": processes}
+        processes[name] = {"command": flink.taskmanager_command(conf, log, name, scratch), "log": log}
+    return {"engine": "flink", "rest": f"localhost:{rest_port}", "workers": workers, "scratch": scratch,
+            "processes": processes}
+
+
+def clear_scratch(directory: str) -> str:
+    """Empties (creating it) ``<directory>/scratch``: the engine's temporary files, which killed processes leave."""
+    scratch = os.path.join(directory, "scratch")
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    return scratch
 
 
 def portable_plan(directory: str, job_port: int, worker_pool_port: int) -> Dict[str, Any]:
@@ -117,7 +129,7 @@ def portable_plan(directory: str, job_port: int, worker_pool_port: int) -> Dict[
     os.makedirs(logs, exist_ok=True)
     python = sys.executable
     return {"engine": "portable", "job_endpoint": f"localhost:{job_port}",
-            "worker_pool": f"localhost:{worker_pool_port}", "workers": 1,
+            "worker_pool": f"localhost:{worker_pool_port}", "workers": 1, "scratch": clear_scratch(directory),
             "processes": {
                 "job-service": {"command": [python, "-m", "apache_beam.runners.portability.local_job_service_main",
                                             "--port", str(job_port)], "log": os.path.join(logs, "job-service.log")},
@@ -163,6 +175,7 @@ def supervise(directory: str) -> None:
     environment = dict(os.environ)
     # Beam's SDK workers (worker pool, or PROCESS workers of a TaskManager) run this interpreter's packages
     environment["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), environment.get("PATH", "")])
+    environment["TMPDIR"] = plan["scratch"]  # what the SDK workers leave behind goes where `down` empties it
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
@@ -272,6 +285,7 @@ def down(engine: str = "flink") -> bool:
             _stop_group(entry["pid"])
     if os.path.exists(os.path.join(directory, "state.json")):
         os.remove(os.path.join(directory, "state.json"))
+    shutil.rmtree(os.path.join(directory, "scratch"), ignore_errors=True)
     return True
 
 

@@ -56,6 +56,9 @@ CLUSTER_SETTINGS = {
     "heartbeat.interval": 2000,
     "heartbeat.timeout": 10000,
     "slot.request.timeout": 60000,
+    # every job ships Beam's job-server jar (160 MB) to each TaskManager's blob cache; Flink's default keeps a
+    # finished job's copy for an hour, which fills a disk in one afternoon of pipeline runs
+    "blob.service.cleanup.interval": 60,
 }
 LOG4J = """rootLogger.level = INFO
 rootLogger.appenderRef.file.ref = MainAppender
@@ -187,10 +190,16 @@ def read_lock(path: str) -> Dict[str, str]:
     return {name: digest for digest, name in rows}
 
 
-def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port: int = REST_PORT) -> None:
-    """Writes ``flink-conf.yaml`` (loopback addresses, :data:`CLUSTER_SETTINGS`) and the log configuration."""
+def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port: int = REST_PORT,
+                 scratch_dir: str = "") -> None:
+    """Writes ``flink-conf.yaml`` (loopback addresses, :data:`CLUSTER_SETTINGS`) and the log configuration.
+
+    ``scratch_dir``: Flink's ``io.tmp.dirs`` (blob caches, TaskManager working directories, its unpacked RPC jar),
+    so that the cluster's files stay in one directory its owner can empty; default the system's temporary directory.
+    """
     os.makedirs(conf_dir, exist_ok=True)
-    settings = {"jobmanager.rpc.address": "localhost", "jobmanager.bind-host": "localhost",
+    settings = {**({"io.tmp.dirs": scratch_dir} if scratch_dir else {}),
+                "jobmanager.rpc.address": "localhost", "jobmanager.bind-host": "localhost",
                 "rest.address": "localhost", "rest.bind-address": "localhost", "rest.port": rest_port,
                 "taskmanager.host": "localhost", "taskmanager.bind-host": "localhost",
                 "taskmanager.memory.process.size": taskmanager_memory, **CLUSTER_SETTINGS}
@@ -201,25 +210,27 @@ def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port
         handle.write(LOG4J)
 
 
-def _jvm(conf_dir: str, log_file: str, heap: List[str]) -> List[str]:
-    return [java(), *JAVA_MODULE_OPTIONS, *heap, f"-Dlog.file={log_file}",
+def _jvm(conf_dir: str, log_file: str, heap: List[str], scratch_dir: str) -> List[str]:
+    # the JVM's own temporary files (native libraries, the web UI's uploads) beside Flink's
+    temp = [f"-Djava.io.tmpdir={scratch_dir}"] if scratch_dir else []
+    return [java(), *JAVA_MODULE_OPTIONS, *heap, *temp, f"-Dlog.file={log_file}",
             f"-Dlog4j.configurationFile=file:{os.path.join(conf_dir, 'log4j.properties')}",
             "-cp", os.path.join(flink_home(), "lib", "*")]
 
 
-def jobmanager_command(conf_dir: str, log_file: str) -> List[str]:
+def jobmanager_command(conf_dir: str, log_file: str, scratch_dir: str = "") -> List[str]:
     """The JobManager (standalone session entry point) of the configuration in ``conf_dir``."""
     heap, dynamic = _resource_params("GET_JM_RESOURCE_PARAMS", conf_dir)
-    return _jvm(conf_dir, log_file, heap) + ["org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
-                                             "--configDir", conf_dir, *dynamic]
+    return _jvm(conf_dir, log_file, heap, scratch_dir) + [
+        "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint", "--configDir", conf_dir, *dynamic]
 
 
-def taskmanager_command(conf_dir: str, log_file: str, resource_id: str) -> List[str]:
+def taskmanager_command(conf_dir: str, log_file: str, resource_id: str, scratch_dir: str = "") -> List[str]:
     """A TaskManager of the configuration in ``conf_dir``, named ``resource_id`` in the cluster."""
     heap, dynamic = _resource_params("GET_TM_RESOURCE_PARAMS", conf_dir)
-    return _jvm(conf_dir, log_file, heap) + ["org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
-                                             "--configDir", conf_dir, *dynamic, "-D",
-                                             f"taskmanager.resource-id={resource_id}"]
+    return _jvm(conf_dir, log_file, heap, scratch_dir) + [
+        "org.apache.flink.runtime.taskexecutor.TaskManagerRunner", "--configDir", conf_dir, *dynamic,
+        "-D", f"taskmanager.resource-id={resource_id}"]
 
 
 def _resource_params(command: str, conf_dir: str) -> Tuple[List[str], List[str]]:

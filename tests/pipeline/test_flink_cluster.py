@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -50,10 +51,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def left_in_system_temp(before: set) -> list:
+    """What Flink's processes or TFX's Beam executors left in the system's temporary directory since ``before``."""
+    temp = tempfile.gettempdir()
+    new = sorted(set(os.listdir(temp)) - before)
+    return ([name for name in new if name.startswith(("tm_", "jm_", "blobStore-", "flink-", "jaas-", "liblz4-java"))]
+            + [name for name in new if os.path.isdir(os.path.join(temp, name, "build", "tfx"))])
+
+
 @pytest.fixture(scope="module")
 def flink_cluster(tmp_path_factory):
     """A 2-TaskManager cluster in a home of its own (Flink's jars and the job server shared with the user's cache),
-    always torn down: every process it started is gone afterwards."""
+    always torn down: every process it started is gone afterwards, and so is every file its processes and the
+    pipeline runs on it wrote outside their outputs."""
     shared = flink.job_server_dir(), flink.flink_home()  # fetched by `make test-slow` beforehand
     home = tmp_path_factory.mktemp("tfdet_home")
     os.makedirs(home / "flink")
@@ -61,17 +71,25 @@ def flink_cluster(tmp_path_factory):
         os.symlink(path, home / "flink" / os.path.basename(path))
     previous = os.environ.get("TFDET_HOME")
     os.environ["TFDET_HOME"] = str(home)
+    system_temp = set(os.listdir(tempfile.gettempdir()))
     state = cluster.up("flink", workers=2, rest_port=free_port())
+    scratch = os.path.join(cluster.state_dir("flink"), "scratch")
     try:
+        # Flink's working files (blob caches of every job's 160 MB jar, TaskManager directories) go to the cluster's
+        # scratch, not the system's temporary directory, where killed processes leave them for good
+        assert {"tm_taskmanager-1", "tm_taskmanager-2"} <= set(os.listdir(scratch))
         yield state
     finally:
         pids = [entry["pid"] for entry in cluster.read_state("flink")["processes"].values()] + [state["supervisor"]]
-        assert cluster.down("flink")
-        assert not [pid for pid in pids if cluster.alive(pid)], "processes left behind"
+        stopped = cluster.down("flink")
         if previous is None:
             os.environ.pop("TFDET_HOME")
         else:
             os.environ["TFDET_HOME"] = previous
+        assert stopped
+        assert not [pid for pid in pids if cluster.alive(pid)], "processes left behind"
+        assert not os.path.exists(scratch), "down leaves the cluster's scratch files"
+        assert not left_in_system_temp(system_temp)
 
 
 def run_pipeline(data_root: str, output_root: str, *extra: str) -> subprocess.CompletedProcess:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -128,7 +129,9 @@ def train_detector(config: str, data: str, work_dir: str, *, eval_data: Optional
     tf.io.gfile.makedirs(work_dir)
     checkpoints = os.path.join(work_dir, CHECKPOINTS)
     resumed = tf.train.latest_checkpoint(checkpoints)
-    resume = CheckpointResume(checkpoints, save_to=None if chief else tempfile.mkdtemp(prefix="tfdet-worker-"))
+    # a worker other than the chief must write its checkpoints too (Keras's rule), somewhere it deletes after
+    worker_dir = None if chief else tempfile.mkdtemp(prefix="tfdet-worker-")
+    resume = CheckpointResume(checkpoints, save_to=worker_dir)
     start = initialisation(model_config, load_from, resumed)
     with strategy.scope():
         model = OneStageModel(ConfigOneStage(**model_config),
@@ -164,8 +167,12 @@ def train_detector(config: str, data: str, work_dir: str, *, eval_data: Optional
     fit_callbacks += [tf_keras.callbacks.TensorBoard(os.path.join(work_dir, LOGS), update_freq="epoch"),
                       *callbacks]
     started = time.perf_counter()
-    history = model.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch, initial_epoch=resume.initial_epoch,
-                        callbacks=fit_callbacks, verbose=verbose)
+    try:
+        history = model.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                            initial_epoch=resume.initial_epoch, callbacks=fit_callbacks, verbose=verbose)
+    finally:
+        if worker_dir:
+            shutil.rmtree(worker_dir, ignore_errors=True)
     result: Dict[str, Any] = {
         "history": history.history, "seconds": round(time.perf_counter() - started, 1), "resumed_from": resumed,
         "initialisation": start, "reinitialised_on_load": reinitialised, "steps": epochs * steps_per_epoch,
