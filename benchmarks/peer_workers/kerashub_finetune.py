@@ -105,6 +105,7 @@ def build(num_classes: int, weights=None, score_thr: float = 0.05, head_init_see
         input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
         stackwise_num_blocks=[3, 4, 6, 3], stackwise_num_strides=[1, 2, 2, 2], block_type="bottleneck_block")
     filled = load_resnet50(encoder, weights) if weights is not None else 0
+    # use_p5=False (P6 from the FPN's P5): the arrangement its tree-crown figure was measured with
     backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=3, max_level=7, use_p5=False)
     decoder = NonMaxSuppression(bounding_box_format="yxyx", from_logits=True, iou_threshold=0.5,
                                 confidence_threshold=score_thr, max_detections=100)

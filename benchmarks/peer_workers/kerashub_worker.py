@@ -24,7 +24,8 @@ def build(num_classes: int):
     encoder = keras_hub.models.ResNetBackbone(
         input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
         stackwise_num_blocks=[3, 4, 6, 3], stackwise_num_strides=[1, 2, 2, 2], block_type="bottleneck_block")
-    backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=3, max_level=7, use_p5=False)
+    # use_p5=True: P6 from the backbone's last stage (C5), as tfdet's (and mmdetection's) RetinaNet: the same network
+    backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=3, max_level=7, use_p5=True)
     return keras_hub.models.RetinaNetObjectDetector(backbone=backbone, num_classes=num_classes,
                                                     bounding_box_format="yxyx")
 
