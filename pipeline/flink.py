@@ -57,7 +57,7 @@ CLUSTER_SETTINGS = {
     "heartbeat.timeout": 10000,
     "slot.request.timeout": 60000,
     # every job ships Beam's job-server jar (160 MB) to each TaskManager's blob cache; Flink's default keeps a
-    # finished job's copy for an hour, which fills a disk in one afternoon of pipeline runs
+    # finished job's copy for an hour, so a session of pipeline runs piles up gigabytes
     "blob.service.cleanup.interval": 60,
 }
 LOG4J = """rootLogger.level = INFO
