@@ -103,24 +103,20 @@ def flink_plan(directory: str, workers: int, taskmanager_memory: str, rest_port:
     conf = os.path.join(directory, "conf")
     logs = os.path.join(directory, "log")
     os.makedirs(logs, exist_ok=True)
-    scratch = clear_scratch(directory)
-    flink.write_config(conf, workers, taskmanager_memory, rest_port, scratch_dir=scratch)
+    scratch = scratch_dir(directory)
+    flink.write_config(conf, workers, taskmanager_memory, rest_port)
     log = os.path.join(logs, "jobmanager.log")
     processes = {"jobmanager": {"command": flink.jobmanager_command(conf, log, scratch), "log": log}}
     for index in range(1, workers + 1):
         name = f"taskmanager-{index}"
         log = os.path.join(logs, f"{name}.log")
         processes[name] = {"command": flink.taskmanager_command(conf, log, name, scratch), "log": log}
-    return {"engine": "flink", "rest": f"localhost:{rest_port}", "workers": workers, "scratch": scratch,
-            "processes": processes}
+    return {"engine": "flink", "rest": f"localhost:{rest_port}", "workers": workers, "processes": processes}
 
 
-def clear_scratch(directory: str) -> str:
-    """Empties (creating it) ``<directory>/scratch``: the engine's temporary files, which killed processes leave."""
-    scratch = os.path.join(directory, "scratch")
-    shutil.rmtree(scratch, ignore_errors=True)
-    os.makedirs(scratch)
-    return scratch
+def scratch_dir(directory: str) -> str:
+    """``<directory>/scratch``: the engine's temporary files (which killed processes leave), emptied by up and down."""
+    return os.path.join(directory, "scratch")
 
 
 def portable_plan(directory: str, job_port: int, worker_pool_port: int) -> Dict[str, Any]:
@@ -129,7 +125,7 @@ def portable_plan(directory: str, job_port: int, worker_pool_port: int) -> Dict[
     os.makedirs(logs, exist_ok=True)
     python = sys.executable
     return {"engine": "portable", "job_endpoint": f"localhost:{job_port}",
-            "worker_pool": f"localhost:{worker_pool_port}", "workers": 1, "scratch": clear_scratch(directory),
+            "worker_pool": f"localhost:{worker_pool_port}", "workers": 1,
             "processes": {
                 "job-service": {"command": [python, "-m", "apache_beam.runners.portability.local_job_service_main",
                                             "--port", str(job_port)], "log": os.path.join(logs, "job-service.log")},
@@ -175,7 +171,7 @@ def supervise(directory: str) -> None:
     environment = dict(os.environ)
     # Beam's SDK workers (worker pool, or PROCESS workers of a TaskManager) run this interpreter's packages
     environment["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), environment.get("PATH", "")])
-    environment["TMPDIR"] = plan["scratch"]  # what the SDK workers leave behind goes where `down` empties it
+    environment["TMPDIR"] = scratch_dir(directory)  # what the SDK workers leave behind goes where `down` empties it
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
@@ -233,6 +229,8 @@ def up(engine: str = "flink", workers: int = 2, taskmanager_memory: str = "3072m
     if taken:
         raise ClusterError(f"port {taken[0]} on localhost is in use by another program: stop it, or choose another "
                            f"port ({'--rest-port' if engine == 'flink' else '--job-port / --worker-pool-port'})")
+    shutil.rmtree(scratch_dir(directory), ignore_errors=True)
+    os.makedirs(scratch_dir(directory))
     plan = (flink_plan(directory, workers, taskmanager_memory, rest_port) if engine == "flink"
             else portable_plan(directory, job_port, worker_pool_port))
     _write_json(os.path.join(directory, "plan.json"), plan)
@@ -285,7 +283,7 @@ def down(engine: str = "flink") -> bool:
             _stop_group(entry["pid"])
     if os.path.exists(os.path.join(directory, "state.json")):
         os.remove(os.path.join(directory, "state.json"))
-    shutil.rmtree(os.path.join(directory, "scratch"), ignore_errors=True)
+    shutil.rmtree(scratch_dir(directory), ignore_errors=True)
     return True
 
 

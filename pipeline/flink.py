@@ -190,16 +190,10 @@ def read_lock(path: str) -> Dict[str, str]:
     return {name: digest for digest, name in rows}
 
 
-def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port: int = REST_PORT,
-                 scratch_dir: str = "") -> None:
-    """Writes ``flink-conf.yaml`` (loopback addresses, :data:`CLUSTER_SETTINGS`) and the log configuration.
-
-    ``scratch_dir``: Flink's ``io.tmp.dirs`` (blob caches, TaskManager working directories, its unpacked RPC jar),
-    so that the cluster's files stay in one directory its owner can empty; default the system's temporary directory.
-    """
+def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port: int = REST_PORT) -> None:
+    """Writes ``flink-conf.yaml`` (loopback addresses, :data:`CLUSTER_SETTINGS`) and the log configuration."""
     os.makedirs(conf_dir, exist_ok=True)
-    settings = {**({"io.tmp.dirs": scratch_dir} if scratch_dir else {}),
-                "jobmanager.rpc.address": "localhost", "jobmanager.bind-host": "localhost",
+    settings = {"jobmanager.rpc.address": "localhost", "jobmanager.bind-host": "localhost",
                 "rest.address": "localhost", "rest.bind-address": "localhost", "rest.port": rest_port,
                 "taskmanager.host": "localhost", "taskmanager.bind-host": "localhost",
                 "taskmanager.memory.process.size": taskmanager_memory, **CLUSTER_SETTINGS}
@@ -211,7 +205,8 @@ def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port
 
 
 def _jvm(conf_dir: str, log_file: str, heap: List[str], scratch_dir: str) -> List[str]:
-    # the JVM's own temporary files (native libraries, the web UI's uploads) beside Flink's
+    # every temporary file of the JVM in one directory its owner can empty: Flink's io.tmp.dirs (blob caches,
+    # TaskManager working directories, the unpacked RPC jar) defaults to it, and so do native libraries
     temp = [f"-Djava.io.tmpdir={scratch_dir}"] if scratch_dir else []
     return [java(), *JAVA_MODULE_OPTIONS, *heap, *temp, f"-Dlog.file={log_file}",
             f"-Dlog4j.configurationFile=file:{os.path.join(conf_dir, 'log4j.properties')}",

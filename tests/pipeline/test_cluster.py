@@ -14,7 +14,7 @@ from pipeline.beam import free_port
 @pytest.mark.timeout(300)
 def test_the_portable_engine_starts_keeps_its_temporary_files_in_its_scratch_and_stops(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDET_HOME", str(tmp_path / "home"))
-    scratch = os.path.join(cluster.state_dir("portable"), "scratch")
+    scratch = cluster.scratch_dir(cluster.state_dir("portable"))
     os.makedirs(scratch)
     open(os.path.join(scratch, "left-by-a-killed-worker"), "w").close()
     state = cluster.up("portable", job_port=free_port(), worker_pool_port=free_port())

@@ -73,7 +73,7 @@ def flink_cluster(tmp_path_factory):
     os.environ["TFDET_HOME"] = str(home)
     system_temp = set(os.listdir(tempfile.gettempdir()))
     state = cluster.up("flink", workers=2, rest_port=free_port())
-    scratch = os.path.join(cluster.state_dir("flink"), "scratch")
+    scratch = cluster.scratch_dir(cluster.state_dir("flink"))
     try:
         # Flink's working files (blob caches of every job's 160 MB jar, TaskManager directories) go to the cluster's
         # scratch, not the system's temporary directory, where killed processes leave them for good
