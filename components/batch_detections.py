@@ -3,7 +3,8 @@
 The pipeline's batch-inference branch is UnlabelledExampleGen -> BulkInferrer (the blessed candidate's
 ``bulk_inference`` signature, see tfdet/export/saved_model.py) -> BatchDetections. BulkInferrer writes one
 PredictionLog per image (the request keeps the serialized tf.Example, the response the signature's
-outputs); this component reads them and writes, in its ``detections`` artifact:
+outputs); this component reads them in a Beam pipeline on the pipeline's engine and writes, in its
+``detections`` artifact:
 
 * ``detections.json``: COCO results, ``[{"image_id", "category_id", "bbox": [x, y, w, h] in pixels of
   the stored image, "score"}]`` (the rows up to ``num_detections``: the served model's own score
@@ -13,19 +14,27 @@ outputs); this component reads them and writes, in its ``detections`` artifact:
 * ``refused.json``: the images the model's input checks refused (``valid`` False), with the reason;
 * ``summary.json``: ``images_in = scored + refused`` and the detections count, or, when BulkInferrer
   skipped an unblessed model, why nothing was scored.
+
+Numbering in source-id order is a distributed sort: the images' keys are cut into ranges at approximate
+quantiles, each range is numbered on its own from the counts of the ranges before it. The rows come out as
+JSON-lines shards, which this component then joins into the three JSON arrays line by line (the files are
+streamed, never held): rows within a file follow no particular order.
 """
 
+import bisect
+import hashlib
+import json
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
+import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
 
-from components.box_checks import split_files
+from components.box_checks import split_pattern
 from tfdet.dataio import features
-from tfdet.dataio.record_files import count_records, iter_records
 from tfdet.evaluation.coco import coco_results
 from tfdet.files import write_json
 
@@ -40,79 +49,149 @@ class Detections(Artifact):
     TYPE_NAME = "tfdet.Detections"
 
 
-def _log_rows(log) -> Dict[str, Any]:
-    """One PredictionLog as the image's identity, validity and detection arrays."""
+def log_row(record: bytes) -> Dict[str, Any]:
+    """One serialized PredictionLog as the image's identity, validity and COCO detections (``image_id`` unset)."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    log = prediction_log_pb2.PredictionLog.FromString(record)
     request = log.predict_log.request.inputs
     (serialized,) = request[next(iter(request))].string_val
     example = features.read_example(serialized)
     outputs = {key: tf.make_ndarray(value)[0] for key, value in log.predict_log.response.outputs.items()}
     error = np.reshape(outputs["error"], [-1])
-    return {"source_id": example["source_id"], "file_name": example["filename"], "height": example["height"],
-            "width": example["width"],
-            "valid": bool(outputs["valid"]), "error": error[0].decode() if error.size else "",
-            "count": int(outputs["num_detections"]), "boxes": outputs["detection_boxes"],
-            "scores": outputs["detection_scores"], "classes": outputs["detection_classes"]}
+    count = int(outputs["num_detections"])
+    scale = np.array([example["height"], example["width"]] * 2, np.float64)
+    found = coco_results([{"image_id": 0, "boxes": outputs["detection_boxes"][:count] * scale,
+                           "scores": outputs["detection_scores"][:count],
+                           "classes": outputs["detection_classes"][:count]}], rounded=True)
+    return {"key": (example["source_id"], example["filename"], hashlib.sha256(serialized).hexdigest()),
+            "image": {"source_id": example["source_id"], "file_name": example["filename"],
+                      "height": example["height"], "width": example["width"]},
+            "valid": bool(outputs["valid"]), "error": error[0].decode() if error.size else "", "detections": found}
 
 
-def coco_detections(logs: Iterable, class_names: Mapping[int, str]) -> Tuple[List[dict], Dict[str, Any], List[dict]]:
-    """PredictionLogs of the ``bulk_inference`` signature -> (COCO results, images.json content, refused).
+def _range_of(row: Dict[str, Any], bounds: List[Tuple]) -> Tuple[int, Dict[str, Any]]:
+    return bisect.bisect_right(bounds[1:-1], row["key"]), row
 
-    Boxes are converted from normalised (ymin, xmin, ymax, xmax) to pixel [x, y, width, height] of the
-    image as stored (``image/height``, ``image/width``), rounded to 0.01 px; scores to 1e-5
-    (:func:`tfdet.evaluation.coco_results`).
-    """
-    rows = sorted((_log_rows(log) for log in logs), key=lambda row: (row["source_id"], row["file_name"]))
-    found, images, refused = [], [], []
-    for image_id, row in enumerate(rows):
-        entry = {"id": image_id, "source_id": row["source_id"], "file_name": row["file_name"],
-                 "height": row["height"], "width": row["width"]}
+
+def _numbered(group: Tuple[int, Iterable[Dict[str, Any]]], sizes: Mapping[int, int]):
+    """The rows of one key range with their image ids: after every row of the ranges before it, in key order."""
+    index, rows = group
+    first = sum(count for other, count in sizes.items() if other < index)
+    tally = [0, 0, 0]  # as OUTPUTS: detections, images scored, images refused
+    for offset, row in enumerate(sorted(rows, key=lambda row: row["key"])):
+        image = {"id": first + offset, **row["image"]}
         if not row["valid"]:
-            refused.append({**entry, "error": row["error"]})
+            tally[2] += 1
+            yield beam.pvalue.TaggedOutput("refused", {**image, "error": row["error"]})
             continue
-        images.append(entry)
-        count = row["count"]
-        scale = np.array([row["height"], row["width"]] * 2, np.float64)
-        found.append({"image_id": image_id, "boxes": row["boxes"][:count] * scale, "scores": row["scores"][:count],
-                      "classes": row["classes"][:count]})
-    catalogue = {"images": images, "categories": [{"id": int(k), "name": v} for k, v in sorted(class_names.items())]}
-    return coco_results(found, rounded=True), catalogue, refused
+        tally[1] += 1
+        yield beam.pvalue.TaggedOutput("images", image)
+        for detection in row["detections"]:
+            tally[0] += 1
+            yield beam.pvalue.TaggedOutput("detections", {**detection, "image_id": image["id"]})
+    yield beam.pvalue.TaggedOutput("tally", tuple(tally))
 
 
-def read_prediction_logs(directory: str) -> List:
-    """Every PredictionLog BulkInferrer wrote into ``directory`` (gzipped TFRecord shards)."""
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    if not tf.io.gfile.glob(os.path.join(directory, PREDICTION_LOGS_GLOB)):
-        return []
-    return [prediction_log_pb2.PredictionLog.FromString(record)
-            for record in iter_records(os.path.join(directory, PREDICTION_LOGS_GLOB))]
+def _add(tallies: Iterable[Tuple[int, ...]]) -> Tuple[int, ...]:
+    return tuple(sum(column) for column in zip((0, 0, 0), *tallies))
 
 
-def write_batch_detections(inference_dir: str, output_dir: str, blessed: bool, num_classes: int,
-                           images_in: int, class_names: Optional[Mapping[int, str]] = None) -> Dict[str, Any]:
-    """Writes the four files of the module docstring into ``output_dir``; returns the summary.
+OUTPUTS = ("detections", "images", "refused")
 
-    ``images_in`` is the number of examples BulkInferrer was given: with a blessed model every one of them
-    must come back scored or refused, else this raises naming the difference.
+
+def build(pipeline: beam.Pipeline, inference_pattern: Optional[str], examples_pattern: str, out_dir: str,
+          ranges: int = 64) -> None:
+    """Adds the collection to ``pipeline``: the rows of :data:`OUTPUTS` as JSON-lines shards under
+    ``out_dir/parts/`` and the counts in ``out_dir/parts/counts.json``.
+
+    ``inference_pattern``: BulkInferrer's PredictionLog files (None when it wrote none). ``ranges``: how many key
+    ranges the numbering sorts separately (each must fit one worker's memory).
     """
-    logs = read_prediction_logs(inference_dir)
-    results, catalogue, refused = coco_detections(logs, class_names or {i: str(i) for i in range(num_classes)})
-    summary = {"images_in": images_in, "scored": len(catalogue["images"]), "refused": len(refused),
-               "detections": len(results), "blessed": blessed}
+    parts = os.path.join(out_dir, "parts")
+    examples = (pipeline | "Examples" >> beam.io.ReadFromTFRecord(examples_pattern, coder=beam.coders.BytesCoder())
+                if tf.io.gfile.glob(examples_pattern) else pipeline | "NoExamples" >> beam.Create([]))
+    counted = [examples | "CountImages" >> beam.combiners.Count.Globally()
+               | "AsImagesIn" >> beam.Map(lambda n: ("images_in", n))]
+    if inference_pattern:
+        rows = (pipeline | "Logs" >> beam.io.ReadFromTFRecord(inference_pattern, coder=beam.coders.BytesCoder())
+                | "Rows" >> beam.Map(log_row))
+        bounds = (rows | "Keys" >> beam.Map(lambda row: row["key"])
+                  | "Bounds" >> beam.ApproximateQuantiles.Globally(ranges + 1))
+        in_ranges = rows | "InRanges" >> beam.Map(_range_of, beam.pvalue.AsSingleton(bounds))
+        sizes = (in_ranges | "RangeOf" >> beam.Keys() | "RangeSizes" >> beam.combiners.Count.PerElement()
+                 | "AsSizes" >> beam.combiners.ToDict())
+        numbered = (in_ranges | "ByRange" >> beam.GroupByKey()
+                    | "Number" >> beam.FlatMap(_numbered, beam.pvalue.AsSingleton(sizes)).with_outputs(
+                        *OUTPUTS, "tally"))
+        for name in OUTPUTS:
+            _ = (numbered[name] | f"Json[{name}]" >> beam.Map(json.dumps)
+                 | f"Write[{name}]" >> beam.io.WriteToText(os.path.join(parts, name), file_name_suffix=".jsonl"))
+        counted.append(numbered.tally | "Tally" >> beam.CombineGlobally(_add)
+                       | "AsTally" >> beam.Map(lambda tally: ("tally", dict(zip(OUTPUTS, tally)))))
+    _ = (tuple(counted) | "Counts" >> beam.Flatten() | "One" >> beam.combiners.ToDict()
+         | "CountsJson" >> beam.Map(json.dumps)
+         | "WriteCounts" >> beam.io.WriteToText(os.path.join(parts, "counts.json"), shard_name_template="",
+                                                num_shards=1))
+
+
+def join_json_array(pattern: str, path: str, head: str = "[", tail: str = "]") -> None:
+    """Writes ``head``, the lines of every file matching ``pattern`` joined by commas, and ``tail`` into ``path``,
+    a line at a time (the shards are never held in memory), then deletes the shards."""
+    files = sorted(tf.io.gfile.glob(pattern))
+    temp = f"{path}.partial"
+    with tf.io.gfile.GFile(temp, "w") as out:
+        out.write(head)
+        first = True
+        for name in files:
+            with tf.io.gfile.GFile(name) as handle:
+                for line in handle:
+                    if line.strip():
+                        out.write(("" if first else ",\n") + line.rstrip("\n"))
+                        first = False
+        out.write(tail)
+    tf.io.gfile.rename(temp, path, overwrite=True)
+    for name in files:
+        tf.io.gfile.remove(name)
+
+
+def write_batch_detections(inference_dir: str, examples_uri: str, output_dir: str, blessed: bool, num_classes: int,
+                           beam_pipeline: beam.Pipeline, split: str = UNLABELLED_SPLIT,
+                           class_names: Optional[Mapping[int, str]] = None, ranges: int = 64) -> Dict[str, Any]:
+    """Runs the collection (:func:`build`) with ``beam_pipeline`` and writes the four files of the module docstring
+    into ``output_dir``; returns the summary.
+
+    Every example of ``split`` BulkInferrer was given must come back scored or refused when the model is blessed,
+    else this raises naming the difference.
+    """
+    logs = os.path.join(inference_dir, PREDICTION_LOGS_GLOB)
+    with beam_pipeline as pipeline:
+        build(pipeline, logs if tf.io.gfile.glob(logs) else None, split_pattern(examples_uri, split), output_dir,
+              ranges)
+    parts = os.path.join(output_dir, "parts")
+    with tf.io.gfile.GFile(os.path.join(parts, "counts.json")) as handle:
+        counts = json.load(handle)
+    tally = counts.get("tally", {})
+    summary = {"images_in": counts["images_in"], "scored": tally.get("images", 0),
+               "refused": tally.get("refused", 0), "detections": tally.get("detections", 0), "blessed": blessed}
     if not blessed:
         summary["skipped"] = "the candidate model was not blessed, so BulkInferrer scored nothing"
-    elif summary["scored"] + summary["refused"] != images_in:
-        raise RuntimeError(f"BulkInferrer returned {len(logs)} PredictionLogs in {inference_dir} for {images_in} "
-                           f"unlabelled examples; rerun the pipeline (a partial inference result is never "
-                           f"reported as complete)")
-    write_json(os.path.join(output_dir, "detections.json"), results)
-    write_json(os.path.join(output_dir, "images.json"), catalogue)
-    write_json(os.path.join(output_dir, "refused.json"), refused)
+    elif summary["scored"] + summary["refused"] != summary["images_in"]:
+        raise RuntimeError(f"BulkInferrer returned {summary['scored'] + summary['refused']} PredictionLogs in "
+                           f"{inference_dir} for {summary['images_in']} unlabelled examples; rerun the pipeline (a "
+                           f"partial inference result is never reported as complete)")
+    names = class_names or {i: str(i) for i in range(num_classes)}
+    categories = json.dumps([{"id": int(k), "name": v} for k, v in sorted(names.items())])
+    join_json_array(os.path.join(parts, "detections-*.jsonl"), os.path.join(output_dir, "detections.json"))
+    join_json_array(os.path.join(parts, "images-*.jsonl"), os.path.join(output_dir, "images.json"),
+                    head='{"images": [', tail=f'], "categories": {categories}}}')
+    join_json_array(os.path.join(parts, "refused-*.jsonl"), os.path.join(output_dir, "refused.json"))
+    tf.io.gfile.rmtree(parts)
     write_json(os.path.join(output_dir, "summary.json"), summary)
     return summary
 
 
-@tfx.dsl.components.component
+@tfx.dsl.components.component(use_beam=True)
 def BatchDetections(  # noqa: N802  (TFX components are named like classes)
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     inference_result: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.InferenceResult],
@@ -120,11 +199,11 @@ def BatchDetections(  # noqa: N802  (TFX components are named like classes)
     detections: tfx.dsl.components.OutputArtifact[Detections],
     num_classes: tfx.dsl.components.Parameter[int],
     split: tfx.dsl.components.Parameter[str] = UNLABELLED_SPLIT,
+    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-    """COCO results of BulkInferrer's PredictionLogs (see the module docstring)."""
+    """COCO results of BulkInferrer's PredictionLogs (see the module docstring), collected on the pipeline's engine."""
     blessed = bool(model_blessing.get_int_custom_property("blessed"))
-    files = split_files(examples.uri, split)
-    images_in = count_records(files) if files else 0
-    summary = write_batch_detections(inference_result.uri, detections.uri, blessed, num_classes, images_in)
+    summary = write_batch_detections(inference_result.uri, examples.uri, detections.uri, blessed, num_classes,
+                                     beam_pipeline, split)
     for key in ("images_in", "scored", "refused", "detections"):
         detections.set_int_custom_property(key, int(summary[key]))

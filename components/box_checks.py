@@ -1,16 +1,18 @@
-"""Per-example geometry checks of tfdet tf.Examples (the logic of the BoxGate component, TFX-free)."""
+"""Per-example geometry checks of tfdet tf.Examples, and the gate's report (the logic of BoxGate, TFX-free).
+
+The scan that applies them to every example is a Beam pipeline (components/box_scan.py).
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 
 from tfdet.dataio import features
 from tfdet.dataio.image_format import decode_image, inspect_image
-from tfdet.dataio.record_files import iter_records
 
 PROBLEMS = {
     "image_missing": "no image/encoded bytes",
@@ -74,48 +76,16 @@ def check_features(feature_map, num_classes: int, decode_image: bool = True) -> 
     return problems
 
 
-def _profile(profile, feature_map) -> None:
-    columns = [_floats(feature_map, key) for key in features.BOX_KEYS]
-    profile.add(feature_map[features.ENCODED].bytes_list.value[0], _source_id(feature_map),
-                int(feature_map[features.HEIGHT].int64_list.value[0]),
-                int(feature_map[features.WIDTH].int64_list.value[0]), list(zip(*columns)),
-                list(feature_map[features.LABEL].int64_list.value) if features.LABEL in feature_map else [])
-
-
-def _source_id(feature_map) -> str:
+def source_id(feature_map) -> str:
+    """An example's ``image/source_id`` (how the report names it), empty when it has none."""
     values = feature_map[features.SOURCE_ID].bytes_list.value if features.SOURCE_ID in feature_map else []
     return values[0].decode("utf-8", "replace") if values else ""
 
 
-def scan_split(files: Iterable[str], split: str, num_classes: int, report: Dict, max_listed: int = 50,
-               decode_images: bool = True, profile=None) -> None:
-    """Checks every example of ``files`` (GZIP when they end in .gz) and adds to ``report``; fills ``profile``
-    (a :class:`components.data_profile.SplitProfile`) with every sound example."""
-    files = sorted(files)
-    checked = 0
-    for index, record in enumerate(iter_records(files) if files else ()):
-        checked += 1
-        feature_map = tf.train.Example.FromString(record).features.feature
-        problems = check_features(feature_map, num_classes, decode_images)
-        if not problems:
-            if profile is not None:
-                _profile(profile, feature_map)
-            continue
-        report["bad_examples"] += 1
-        for code in problems:
-            report["problems"][code] = report["problems"].get(code, 0) + 1
-        if len(report["offending"]) < max_listed:
-            report["offending"].append({"split": split, "index": index, "source_id": _source_id(feature_map),
-                                        "problems": problems})
-    report["examples_checked"][split] = checked
-    if not checked:
-        report["empty_splits"].append(split)
-
-
 def new_report(num_classes: int) -> Dict:
     return {"num_classes": num_classes, "examples_checked": {}, "bad_examples": 0, "problems": {}, "offending": [],
-            "schema_anomalies": {}, "empty_splits": [], "leaks": [], "duplicates": {}, "drift": [],
-            "drift_action": "stop", "passed": True}
+            "schema_anomalies": {}, "empty_splits": [], "leaks": [], "leak_count": 0, "duplicates": {},
+            "duplicate_count": {}, "drift": [], "drift_action": "stop", "passed": True}
 
 
 def passed(report: Dict) -> bool:
@@ -126,9 +96,14 @@ def passed(report: Dict) -> bool:
                 or drifted)
 
 
+def split_pattern(examples_uri: str, split: str) -> str:
+    """The file pattern of one split of an Examples artifact (TFX layout ``Split-<name>/``)."""
+    return os.path.join(examples_uri, f"Split-{split}", "*")
+
+
 def split_files(examples_uri: str, split: str) -> List[str]:
-    """The files of one split of an Examples artifact (TFX layout ``Split-<name>/``)."""
-    return tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    """The files of one split of an Examples artifact."""
+    return tf.io.gfile.glob(split_pattern(examples_uri, split))
 
 
 def failure_message(report: Dict, report_path: Optional[str] = None) -> str:
@@ -141,7 +116,7 @@ def failure_message(report: Dict, report_path: Optional[str] = None) -> str:
         total = sum(report["examples_checked"].values())
         counts = ", ".join(f"{code} {n} ({PROBLEMS[code]})" for code, n in sorted(report["problems"].items()))
         lines.append(f"{report['bad_examples']} of {total} examples have bad boxes or images: {counts}.")
-        shown = ", ".join(f"{o['split']}#{o['index']} (source_id {o['source_id']!r}: {'+'.join(o['problems'])})"
+        shown = ", ".join(f"{o['split']} source_id {o['source_id']!r} ({'+'.join(o['problems'])})"
                           for o in report["offending"][:10])
         lines.append(f"First offenders: {shown}.")
     for split, anomalies in sorted(report["schema_anomalies"].items()):
@@ -150,8 +125,9 @@ def failure_message(report: Dict, report_path: Optional[str] = None) -> str:
     for leak in report["leaks"][:5]:
         lines.append(f"Leakage: train image(s) {', '.join(leak['train'][:3])} have the same bytes as eval image(s) "
                      f"{', '.join(leak['eval'][:3])} of {leak['in']}.")
-    if len(report["leaks"]) > 5:
-        lines.append(f"... {len(report['leaks']) - 5} more leaked images.")
+    leaked = max(report.get("leak_count", 0), len(report["leaks"]))
+    if leaked > 5:
+        lines.append(f"... {leaked - 5} more leaked images.")
     if report["drift_action"] == "stop":
         for moved in report["drift"]:
             lines.append(f"Drift: {moved['feature']} moved {moved['distance']} ({moved['measure']}) from span "

@@ -4,23 +4,24 @@
   train and eval, in the new train split and an earlier accepted span's eval split, or in the new
   eval split and an earlier accepted span's train split (a model warm-started or trained on a window
   has seen it, so its evaluation would flatter it), is leakage: the gate stops. The same image twice
-  inside one split is a duplicate: reported, not fatal.
+  inside one split is a duplicate: reported, not fatal. :func:`fingerprint_findings` judges all the
+  places one fingerprint occurs (BoxGate's Beam scan groups them by fingerprint, components/box_scan.py).
 * **Drift against the previous accepted span.** Per span: the class distribution, and histograms of
   box size (square root of the normalised area), box aspect (log2 of width / height), boxes per image
-  and image size (longer side, pixels). The class distribution is compared by L-infinity distance
-  (TFDV's categorical drift comparator), the histograms by Jensen-Shannon divergence (base 2, in
-  [0, 1]; TFDV's numeric one). Beyond a threshold the gate stops (or warns), naming the feature
-  and both distributions.
+  and image size (longer side, pixels), counted by :class:`SplitProfile` (a combiner's accumulator).
+  The class distribution is compared by L-infinity distance (TFDV's categorical drift comparator), the
+  histograms by Jensen-Shannon divergence (base 2, in [0, 1]; TFDV's numeric one). Beyond a threshold
+  the gate stops (or warns), naming the feature and both distributions.
 
-A span's profile is stored beside its accepted-span registry entry, so the next span is compared
-with the last one that passed.
+A span's profile (its distributions and where its fingerprints are kept) is stored beside its
+accepted-span registry entry, so the next span is compared with the last one that passed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,52 +31,96 @@ BINS = {
     "boxes_per_image": np.array([0, 1, 2, 3, 5, 8, 13, 21, 34, 1e9]),
     "image_size": np.array([0, 128, 256, 384, 512, 768, 1024, 2048, 4096, 1e9]),
 }
+THIS_SPAN = None  # the span of an occurrence of an image in the data being gated (others carry their span number)
 
 
 def fingerprint(encoded: bytes) -> str:
     return hashlib.sha256(encoded).hexdigest()[:32]
 
 
+def _bin_counts(values: Sequence[float], edges: np.ndarray) -> np.ndarray:
+    """``np.histogram(np.clip(values, edges[0], edges[-1]), edges)[0]``: the last bin holds its right edge."""
+    clipped = np.clip(np.asarray(values, np.float64), edges[0], edges[-1])
+    index = np.minimum(np.searchsorted(edges, clipped, side="right") - 1, len(edges) - 2)
+    return np.bincount(index, minlength=len(edges) - 1).astype(np.int64)
+
+
 class SplitProfile:
-    """Accumulates one split: fingerprints (-> source ids) and the raw values of the histograms."""
+    """The counts behind one split's distributions: examples, labels, and a histogram per :data:`BINS` feature.
+
+    Counts add up, so profiles of parts of a split :meth:`merge` into the split's (a Beam combiner's accumulator).
+    """
 
     def __init__(self) -> None:
-        self.images: Dict[str, List[str]] = {}
+        self.examples = 0
         self.labels: Dict[int, int] = {}
-        self.values: Dict[str, List[float]] = {name: [] for name in BINS}
+        self.counts: Dict[str, np.ndarray] = {name: np.zeros(len(edges) - 1, np.int64) for name, edges in BINS.items()}
 
-    def add(self, encoded: bytes, source_id: str, height: int, width: int, boxes: Sequence[Sequence[float]],
-            labels: Sequence[int]) -> None:
-        """One example: its image bytes, id, size and normalised boxes (ymin, xmin, ymax, xmax)."""
-        self.images.setdefault(fingerprint(encoded), []).append(source_id)
+    def add(self, height: int, width: int, boxes: Sequence[Sequence[float]], labels: Sequence[int]) -> SplitProfile:
+        """One example: its size and normalised boxes (ymin, xmin, ymax, xmax) with their labels."""
+        self.examples += 1
         for label in labels:
             self.labels[int(label)] = self.labels.get(int(label), 0) + 1
+        sizes, aspects = [], []
         for ymin, xmin, ymax, xmax in boxes:
             h, w = max(ymax - ymin, 1e-6), max(xmax - xmin, 1e-6)
-            self.values["box_size"].append(math.sqrt(h * w))
-            self.values["box_aspect"].append(math.log2((w * width) / (h * height)))
-        self.values["boxes_per_image"].append(len(boxes))
-        self.values["image_size"].append(max(height, width))
+            sizes.append(math.sqrt(h * w))
+            aspects.append(math.log2((w * width) / (h * height)))
+        for name, values in (("box_size", sizes), ("box_aspect", aspects), ("boxes_per_image", [len(boxes)]),
+                             ("image_size", [max(height, width)])):
+            if values:
+                self.counts[name] += _bin_counts(values, BINS[name])
+        return self
 
-    def duplicates(self) -> List[List[str]]:
-        return [ids for ids in self.images.values() if len(ids) > 1]
+    def merge(self, other: SplitProfile) -> SplitProfile:
+        self.examples += other.examples
+        for label, count in other.labels.items():
+            self.labels[label] = self.labels.get(label, 0) + count
+        for name in self.counts:
+            self.counts[name] += other.counts[name]
+        return self
 
-    def distributions(self) -> Dict[str, List[float]]:
+    def distributions(self) -> Dict[str, object]:
         """Normalised histograms (and the class distribution under ``classes``)."""
-        out = {}
-        for name, edges in BINS.items():
-            counts, _ = np.histogram(np.clip(self.values[name], edges[0], edges[-1]), bins=edges)
-            out[name] = (counts / max(counts.sum(), 1)).round(6).tolist()
+        out = {name: (counts / max(counts.sum(), 1)).round(6).tolist() for name, counts in self.counts.items()}
         total = sum(self.labels.values())
         out["classes"] = {str(k): round(v / total, 6) for k, v in sorted(self.labels.items())}  # {} for no boxes
         return out
 
 
-def leaks(train_images: Mapping[str, Sequence[str]], eval_images: Mapping[str, Sequence[str]],
-          where: str) -> List[Dict]:
-    """Train images whose bytes also occur among the eval images (both: fingerprint -> source ids)."""
-    return [{"train": list(ids), "eval": list(eval_images[key]), "in": where}
-            for key, ids in train_images.items() if key in eval_images]
+def _leak(train: List[str], evaluation: List[str], where: str) -> Dict:
+    return {"train": train, "eval": evaluation, "in": where}
+
+
+def fingerprint_findings(occurrences: Iterable[Tuple[Optional[int], str, str]]) -> Tuple[List[Tuple], List[Tuple]]:
+    """Duplicates and leaks among the places one image (one fingerprint) occurs.
+
+    Args:
+        occurrences: ``(span, split, source_id)`` each; ``span`` is :data:`THIS_SPAN` for the data being gated,
+            else an earlier accepted span.
+
+    Returns:
+        ``(duplicates, leaks)``: ``(split, source ids)`` for each split of this span holding the image more than
+        once, and ``(order, leak)`` for each leak (``leak``: ``{train, eval, in}``; ``order`` sorts them as the
+        report lists them: this span's own first, then the earlier spans newest first).
+    """
+    ids: Dict[Tuple[Optional[int], str], List[str]] = {}
+    for span, split, source_id in occurrences:
+        ids.setdefault((span, split), []).append(source_id)
+    ids = {key: sorted(found) for key, found in ids.items()}
+    duplicates = [(split, found) for (span, split), found in sorted(ids.items(), key=lambda item: item[0][1])
+                  if span is THIS_SPAN and len(found) > 1]
+    train, evaluation = ids.get((THIS_SPAN, "train"), []), ids.get((THIS_SPAN, "eval"), [])
+    leaks = []
+    if train and evaluation:
+        leaks.append(((0, 0, 0), _leak(train, evaluation, "this span's eval split")))
+    for span in sorted({span for span, _ in ids if span is not THIS_SPAN}, reverse=True):
+        if train and ids.get((span, "eval")):
+            leaks.append(((1, -span, 0), _leak(train, ids[(span, "eval")], f"accepted span {span}'s eval split")))
+        if evaluation and ids.get((span, "train")):
+            leaks.append(((1, -span, 1), _leak(ids[(span, "train")], evaluation,
+                                               f"this span's eval split, trained on in accepted span {span}")))
+    return duplicates, leaks
 
 
 def l_infinity(p: Mapping[str, float], q: Mapping[str, float]) -> float:
@@ -117,38 +162,26 @@ def drift(current: Mapping[str, object], previous: Mapping[str, object], thresho
 
 
 def judge(findings: Dict, profiles: Mapping[str, SplitProfile], earlier: Sequence[Mapping], thresholds: Mapping,
-          action: str, min_examples: int, max_listed: int = 50) -> Dict:
-    """Adds duplicates, leaks and drift to the gate's ``findings``; returns the span's profile to keep.
+          action: str, min_examples: int) -> Dict:
+    """Adds the drift of this span's training split to the gate's ``findings``; returns the span's profile to keep.
 
     Args:
         profiles: this span's split profiles (``train``, ``eval``).
-        earlier: the kept profiles of earlier accepted spans, newest first (``{"span", "eval_images",
-            "train_images", "train_distributions", "train_examples"}``).
+        earlier: the kept profiles of earlier accepted spans, newest first (``{"span", "train_distributions",
+            "train_examples"}``).
         thresholds: feature -> largest distance (``classes`` L-infinity, others Jensen-Shannon).
         action: ``"stop"`` or ``"warn"`` on drift.
         min_examples: drift is judged only when both spans have this many training examples.
     """
-    findings["duplicates"] = {split: p.duplicates()[:max_listed] for split, p in profiles.items() if p.duplicates()}
-    train, evaluation = profiles.get("train"), profiles.get("eval")
-    both = train is not None and evaluation is not None
-    found = leaks(train.images, evaluation.images, "this span's eval split") if both else []
-    for record in earlier:
-        if train is not None and record.get("eval_images"):
-            found += leaks(train.images, record["eval_images"], f"accepted span {record['span']}'s eval split")
-        if evaluation is not None and record.get("train_images"):
-            found += leaks(record["train_images"], evaluation.images,
-                           f"this span's eval split, trained on in accepted span {record['span']}")
-    findings["leaks"] = found[:max_listed]
     findings["drift_action"] = action
+    train = profiles.get("train")
     current = train.distributions() if train is not None else {}
-    examples = len(train.values["image_size"]) if train is not None else 0
+    examples = train.examples if train is not None else 0
     if earlier and train is not None:
         previous = earlier[0]
-        if min(examples, previous.get("train_examples", 0)) >= min_examples:
+        if min(examples, previous.get("train_examples") or 0) >= min_examples:
             findings["drift"] = drift(current, previous["train_distributions"], thresholds, previous["span"])
         else:
             findings["drift_note"] = (f"drift not judged: fewer than {min_examples} training examples in this span "
                                       f"({examples}) or span {previous['span']} ({previous.get('train_examples')})")
-    return {"eval_images": evaluation.images if evaluation is not None else {},
-            "train_images": train.images if train is not None else {}, "train_distributions": current,
-            "train_examples": examples}
+    return {"train_distributions": current, "train_examples": examples}

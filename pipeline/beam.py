@@ -1,14 +1,16 @@
 """Where the pipeline's Beam steps run: an engine chosen by name, and the Beam arguments that send them there.
 
-The Beam steps are both ExampleGens, StatisticsGen, Transform, the Evaluator and BulkInferrer (the custom components
-run no Beam pipeline). Engines:
+The Beam steps are both ExampleGens, StatisticsGen, BoxGate's scan, Transform, the Evaluator, BulkInferrer and
+BatchDetections. Engines:
 
 * ``direct``: Beam's DirectRunner with one worker process per core (the default);
 * ``in-memory``: the DirectRunner inside the runner's process (starts fastest on small data);
 * ``flink``: a Flink cluster through Beam's Flink job server; ``python -m pipeline.cluster up`` starts one here,
-  ``flink_master`` points at another. Python SDK workers are started by each TaskManager with the project's
-  interpreter (:mod:`pipeline.beam_worker`); pass ``--environment_type`` / ``--environment_config`` in the extra
-  arguments to use Docker or a worker pool on a remote cluster instead;
+  ``flink_master`` points at another. Every job runs at the cluster's slot count (:func:`runtime_args`); the
+  Python SDK workers come from a worker pool beside each TaskManager (Beam's Kubernetes layout,
+  :mod:`pipeline.beam_worker`) and install the project's code that Beam stages with the job
+  (:func:`worker_package`); pass ``--environment_type`` / ``--environment_config`` in the extra arguments for
+  another layout (Docker);
 * ``portable``: Beam's portable job service and one SDK worker pool (``python -m pipeline.cluster up --engine
   portable``): the protocol Flink speaks, in one process: **not** a distributed engine;
 * ``dataflow``: Google Cloud Dataflow by its documented arguments (``configs.DATAFLOW_ARGS``: fill in your project).
@@ -16,9 +18,12 @@ run no Beam pipeline). Engines:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from typing import Dict, List, Sequence
 
@@ -32,9 +37,13 @@ ENGINES: Dict[str, str] = {
     "portable": "Beam's portable job service + one SDK worker pool (not distributed)",
     "dataflow": "Google Cloud Dataflow (configs.DATAFLOW_ARGS)",
 }
-# TFX's Beam executors stage an sdist of TFX for the workers unless one of these names their dependencies
+# the options that name the workers' dependencies: with none of them, TFX's Beam executors would stage an sdist of TFX
 TFX_DEPENDENCY_OPTIONS = ("--extra_package", "--extra_packages", "--setup_file", "--requirements_file",
                           "--worker_harness_container_image", "--sdk_container_image")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# what the Beam workers import of the project, staged with every job (worker_package)
+WORKER_PACKAGES = ("tfdet", "components", "models")
+WORKER_DISTRIBUTION = "tfdet_pipeline_code"
 PORTABLE_JOB_ENDPOINT = "localhost:8099"
 PORTABLE_WORKER_POOL = "localhost:50000"
 
@@ -48,26 +57,32 @@ def _has(args: Sequence[str], option: str) -> bool:
 
 
 def beam_args(engine: str, flink_master: str = f"localhost:{flink.REST_PORT}", extra: Sequence[str] = (),
-              dataflow_args: Sequence[str] = ()) -> List[str]:
-    """The Beam pipeline arguments of ``engine``, followed by ``extra`` (which win where they overlap)."""
+              dataflow_args: Sequence[str] = (), staging_root: str = "") -> List[str]:
+    """The Beam pipeline arguments of ``engine``, followed by ``extra`` (which win where they overlap).
+
+    ``staging_root``: a folder every Flink worker reads (the pipeline root), where Beam's job server stages the job's
+    artifacts for the workers to fetch (default: this machine's cache, which only local workers can read).
+    """
     extra = list(extra)
     if engine == "direct":
         args = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
     elif engine == "in-memory":
         args = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
     elif engine == "flink":
-        args = ["--runner=FlinkRunner", f"--flink_master={flink_master}", f"--flink_version={flink.BEAM_FLINK_VERSION}"]
+        args = ["--runner=pipeline.flink_runner.FlinkRunner", f"--flink_master={flink_master}",
+                f"--flink_version={flink.BEAM_FLINK_VERSION}"]
         if not _has(extra, "--flink_job_server_jar"):
             args.append(f"--flink_job_server_jar={flink.job_server_jar()}")
         if not _has(extra, "--job_port"):
             # one job-server command for every component of a run: Beam's subprocess cache then shares one JVM
             # (it stops a job server only when the process exits, so each component would otherwise leave one)
-            args += [f"--job_port={free_port()}", f"--artifacts_dir={cache_dir('flink', 'artifacts')}"]
+            artifacts = (os.path.join(staging_root, "beam_artifacts") if staging_root
+                         else cache_dir("flink", "artifacts"))
+            args += [f"--job_port={free_port()}", f"--artifacts_dir={artifacts}"]
         if not _has(extra, "--environment_type"):
-            from pipeline.beam_worker import write_launcher
-
-            launcher = write_launcher(os.path.join(cache_dir("flink"), "beam_worker.sh"))
-            args += ["--environment_type=PROCESS", f'--environment_config={{"command": "{launcher}"}}']
+            # Beam's Kubernetes layout: a worker pool beside each TaskManager (python -m pipeline.cluster up starts
+            # them); the workers install what the job stages, so they need nothing else of this machine
+            args += ["--environment_type=EXTERNAL", f"--environment_config=localhost:{flink.WORKER_POOL_PORT}"]
     elif engine == "portable":
         args = ["--runner=PortableRunner", f"--job_endpoint={PORTABLE_JOB_ENDPOINT}", "--environment_type=EXTERNAL",
                 f"--environment_config={PORTABLE_WORKER_POOL}"]
@@ -78,35 +93,72 @@ def beam_args(engine: str, flink_master: str = f"localhost:{flink.REST_PORT}", e
     return args + extra
 
 
-def tfx_package() -> str:
-    """TFX's own sdist for Beam workers (what TFX's executors stage), built once per TFX version into the cache.
+def _source_files(root: str) -> List[str]:
+    """The project's worker code under ``root``: every .py file of :data:`WORKER_PACKAGES`, sorted."""
+    found = []
+    for package in WORKER_PACKAGES:
+        for directory, dirs, files in os.walk(os.path.join(root, package)):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            found += [os.path.relpath(os.path.join(directory, f), root) for f in sorted(files) if f.endswith(".py")]
+    return found
 
-    Left to itself, every Beam component of every run builds it anew (1 s, 49 MB) into a temporary directory that
-    nothing deletes.
+
+def worker_package(root: str = REPO_ROOT) -> str:
+    """The project's code for remote Beam workers (:data:`WORKER_PACKAGES`) as a wheel, built once per content.
+
+    Beam stages it with every job (``--extra_package``) and the workers install it (:mod:`pipeline.beam_worker`):
+    their DoFns (BoxGate's scan, BatchDetections) live in ``components`` and ``tfdet``. Passing it also keeps TFX's
+    executors from building and staging an sdist of TFX per component, which the workers' image already has.
     """
-    from tfx import version
-    from tfx.utils import dependency_utils
-
-    path = os.path.join(cache_dir("tfx"), f"tfx_ephemeral-{version.__version__}.tar.gz")
-    if not os.path.isfile(path):
-        previous = tempfile.tempdir
-        with tempfile.TemporaryDirectory() as scratch:
-            tempfile.tempdir = scratch  # where TFX's builder makes its own directory
-            try:
-                built = dependency_utils.build_ephemeral_package()
-            finally:
-                tempfile.tempdir = previous
-            partial = f"{path}.partial-{os.getpid()}"
-            shutil.copyfile(built, partial)
-            os.replace(partial, path)
+    files = _source_files(root)
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0")
+        with open(os.path.join(root, name), "rb") as handle:
+            digest.update(handle.read() + b"\0")
+    version = f"0.0.0+{digest.hexdigest()[:16]}"
+    path = os.path.join(cache_dir("worker_packages"), f"{WORKER_DISTRIBUTION}-{version}-py3-none-any.whl")
+    if os.path.isfile(path):
+        return path
+    with tempfile.TemporaryDirectory() as scratch:
+        source = os.path.join(scratch, "src")
+        for name in files:
+            os.makedirs(os.path.dirname(os.path.join(source, name)), exist_ok=True)
+            shutil.copyfile(os.path.join(root, name), os.path.join(source, name))
+        with open(os.path.join(source, "setup.py"), "w") as handle:
+            handle.write(f"from setuptools import setup, find_packages\nsetup(name={WORKER_DISTRIBUTION!r}, "
+                         f"version={version!r}, packages=find_packages(include={list(WORKER_PACKAGES)!r} + "
+                         f"[p + '.*' for p in {list(WORKER_PACKAGES)!r}]))\n")
+        built = os.path.join(scratch, "wheel")
+        run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                              "--disable-pip-version-check", "--wheel-dir", built, source],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"building the workers' package failed: {run.stderr.strip()[-2000:]}")
+        (wheel,) = os.listdir(built)
+        partial = f"{path}.partial-{os.getpid()}"
+        shutil.copyfile(os.path.join(built, wheel), partial)
+        os.replace(partial, path)
     return path
 
 
-def tfx_package_args(args: Sequence[str]) -> List[str]:
-    """``--extra_package=`` :func:`tfx_package`, or nothing when ``args`` already name the workers' dependencies."""
-    if any(_has(args, option) for option in TFX_DEPENDENCY_OPTIONS):
-        return []
-    return [f"--extra_package={tfx_package()}"]
+def runtime_args(engine: str, args: Sequence[str]) -> List[str]:
+    """What a run adds to ``args`` once the engine is known to take jobs: the project's package for the workers
+    (unless ``args`` name the workers' dependencies) and, on Flink, ``--parallelism`` = the cluster's slots (Beam's
+    job server reads no Flink configuration: without it every operator runs at parallelism 1)."""
+    added = []
+    if not any(_has(args, option) for option in TFX_DEPENDENCY_OPTIONS):
+        added.append(f"--extra_package={worker_package()}")
+    if engine == "flink" and not _has(args, "--parallelism"):
+        added.append(f"--parallelism={flink_slots(_option(args, '--flink_master'))}")
+    return added
+
+
+def flink_slots(master: str) -> int:
+    """The task slots of the Flink cluster at ``master`` (its REST address), by its own REST API."""
+    from pipeline.cluster import rest
+
+    return int(rest(master, "/overview", timeout=5.0)["slots-total"])
 
 
 def free_port() -> int:

@@ -25,13 +25,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
-from pipeline import flink
+from pipeline import flink, hosts
 from pipeline.flink import FlinkSetupError
 from tfdet.weights.fetch import cache_dir
 
 ENGINES = ("flink", "portable")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER_BOOT = os.path.join(REPO_ROOT, "pipeline", "beam_worker.py")
 PORTABLE_JOB_PORT = 8099
 PORTABLE_WORKER_POOL_PORT = 50000
 READY_TIMEOUT = 120.0
@@ -96,22 +98,62 @@ def rest(address: str, path: str, timeout: float = 5.0) -> Dict[str, Any]:
 
 # ---- the plan: which processes an engine is made of ---------------------------------------------------------------
 
-def flink_plan(directory: str, workers: int, taskmanager_memory: str, rest_port: int) -> Dict[str, Any]:
-    """The processes of a Flink session cluster with ``workers`` TaskManagers, configured in ``directory``."""
+def flink_plan(directory: str, workers: int, taskmanager_memory: str, rest_port: int, isolated: bool = False,
+               shared: Sequence[str] = (), subnet: str = hosts.SUBNET) -> Dict[str, Any]:
+    """The processes of a Flink session cluster with ``workers`` TaskManagers, configured in ``directory``.
+
+    Beside each TaskManager runs a Beam worker pool (:mod:`pipeline.beam_worker`) on its loopback. ``isolated``: the
+    JobManager, and each TaskManager with its pool, on a host of its own (:mod:`pipeline.hosts`) that sees of this
+    machine only the ``shared`` folders. Otherwise everything is on this machine's loopback and the TaskManagers share
+    one pool.
+    """
     flink.fetch_flink(quiet=True)
     flink.job_server_jar(build=True, quiet=True)  # built now, so that the first pipeline run does not wait for it
     conf = os.path.join(directory, "conf")
     logs = os.path.join(directory, "log")
     os.makedirs(logs, exist_ok=True)
     scratch = scratch_dir(directory)
-    flink.write_config(conf, workers, taskmanager_memory, rest_port)
+    network = hosts.plan(workers, subnet) if isolated else None
+    if network:  # inside its namespace a host may listen on every address: they are its loopback and its veth
+        address = hosts.host(network, "jobmanager")["address"]
+        flink.write_config(conf, workers, taskmanager_memory, rest_port, address, bind="0.0.0.0")
+    else:
+        address = "localhost"
+        flink.write_config(conf, workers, taskmanager_memory, rest_port)
+    image = {"flink": flink.flink_home(), "python": sys.prefix, "conf": conf, "log": logs}
+    inside = {name: f"{hosts.IMAGE}/{name}" for name in [*image, "boot"]}
+    pool = ["pool", "--port", str(flink.WORKER_POOL_PORT)]
+
+    def on_host(name: str, command: List[str]) -> Dict[str, Any]:
+        """``command`` on the simulated host ``name``, which has the image and the boot of the SDK workers."""
+        host_dir = os.path.join(scratch, "hosts", name)
+        boot = os.path.join(host_dir, "boot")
+        os.makedirs(boot, exist_ok=True)
+        shutil.copyfile(WORKER_BOOT, os.path.join(boot, os.path.basename(WORKER_BOOT)))
+        entry = hosts.write_entry(host_dir, dict(image, boot=boot), shared, hidden=[cache_dir(), REPO_ROOT])
+        return {"command": hosts.wrap(command, hosts.host(network, name)["namespace"], entry), "host": name}
+
     log = os.path.join(logs, "jobmanager.log")
-    processes = {"jobmanager": {"command": flink.jobmanager_command(conf, log, scratch), "log": log}}
+    if network:
+        command = flink.jobmanager_command(conf, log, "/tmp", paths=inside)
+        processes = {"jobmanager": {**on_host("jobmanager", command), "log": log}}
+    else:
+        processes = {"jobmanager": {"command": flink.jobmanager_command(conf, log, scratch), "log": log},
+                     "worker-pool": {"command": [sys.executable, WORKER_BOOT, *pool],
+                                     "log": os.path.join(logs, "worker-pool.log")}}
     for index in range(1, workers + 1):
         name = f"taskmanager-{index}"
         log = os.path.join(logs, f"{name}.log")
-        processes[name] = {"command": flink.taskmanager_command(conf, log, name, scratch), "log": log}
-    return {"engine": "flink", "rest": f"localhost:{rest_port}", "workers": workers, "processes": processes}
+        if not network:
+            processes[name] = {"command": flink.taskmanager_command(conf, log, name, scratch), "log": log}
+            continue
+        command = flink.taskmanager_command(conf, log, name, "/tmp", hosts.host(network, name)["address"], inside)
+        processes[name] = {**on_host(name, command), "log": log}
+        boot = [f"{inside['python']}/bin/python", f"{inside['boot']}/{os.path.basename(WORKER_BOOT)}", *pool]
+        processes[f"worker-pool-{index}"] = {**on_host(name, boot),
+                                             "log": os.path.join(logs, f"worker-pool-{index}.log")}
+    return {"engine": "flink", "rest": f"{address}:{rest_port}", "workers": workers, "network": network,
+            "processes": processes}
 
 
 def scratch_dir(directory: str) -> str:
@@ -139,6 +181,8 @@ def portable_plan(directory: str, job_port: int, worker_pool_port: int) -> Dict[
 def _start(spec: Dict[str, Any], environment: Dict[str, str]) -> subprocess.Popen:
     log = open(spec["log"].replace(".log", ".out"), "ab")  # the JVM's own stdout / stderr beside its log
     # its own session: the process and what it starts (Beam's SDK workers) can be stopped as one group
+    if spec.get("host"):  # on a host of its own, /tmp is the host's (pipeline/hosts.py)
+        environment = dict(environment, TMPDIR="/tmp")
     return subprocess.Popen(spec["command"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=environment, start_new_session=True)
 
@@ -165,13 +209,20 @@ def _stop_group(pid: int, timeout: float = STOP_TIMEOUT, child: Optional[subproc
             time.sleep(0.2)
 
 
+def worker_environment(scratch: str) -> Dict[str, str]:
+    """The environment of the engine's processes: the image's (``TF_USE_LEGACY_KERAS=1``, this interpreter first on
+    PATH), none of the caller's ``PYTHONPATH`` (the SDK workers import the project's code from what the job stages),
+    and ``TMPDIR`` in the scratch, which ``down`` empties."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), environment.get("PATH", "")])
+    environment.update(TMPDIR=scratch, TF_USE_LEGACY_KERAS="1", PYTHONWARNINGS="ignore::FutureWarning")
+    return environment
+
+
 def supervise(directory: str) -> None:
     """Runs the plan in ``directory``: starts every process, restarts one that exits, stops all on SIGTERM."""
     plan = _read_json(os.path.join(directory, "plan.json"))
-    environment = dict(os.environ)
-    # Beam's SDK workers (worker pool, or PROCESS workers of a TaskManager) run this interpreter's packages
-    environment["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), environment.get("PATH", "")])
-    environment["TMPDIR"] = scratch_dir(directory)  # what the SDK workers leave behind goes where `down` empties it
+    environment = worker_environment(scratch_dir(directory))
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
@@ -211,33 +262,43 @@ def read_state(engine: str) -> Optional[Dict[str, Any]]:
 
 
 def up(engine: str = "flink", workers: int = 2, taskmanager_memory: str = "3072m", rest_port: int = flink.REST_PORT,
-       job_port: int = PORTABLE_JOB_PORT, worker_pool_port: int = PORTABLE_WORKER_POOL_PORT) -> Dict[str, Any]:
-    """Starts ``engine`` (idempotent: a running one with the same size is returned as it is); returns its state."""
+       job_port: int = PORTABLE_JOB_PORT, worker_pool_port: int = PORTABLE_WORKER_POOL_PORT, isolated: bool = False,
+       shared: Sequence[str] = (), subnet: str = hosts.SUBNET) -> Dict[str, Any]:
+    """Starts ``engine`` (idempotent: a running one with the same size is returned as it is); returns its state.
+
+    ``isolated`` (Flink, root only): each TaskManager on a host of its own that sees of this machine only the
+    ``shared`` folders (give it the data and output roots); see :mod:`pipeline.hosts`.
+    """
     if engine not in ENGINES:
         raise ClusterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     running = read_state(engine)
     if running:
-        if running["workers"] != workers and engine == "flink":
-            raise ClusterError(f"a Flink cluster with {running['workers']} workers is already running: "
-                               f"`python -m pipeline.cluster down` first to change its size")
+        if engine == "flink" and (running["workers"], bool(running.get("network"))) != (workers, isolated):
+            raise ClusterError(f"a Flink cluster with {running['workers']} workers"
+                               f"{' on hosts of their own' if running.get('network') else ''} is already running: "
+                               f"`python -m pipeline.cluster down` first to change it")
         return running
     if workers < 1:
         raise ClusterError(f"--workers must be at least 1, got {workers}")
+    if isolated and engine != "flink":
+        raise ClusterError("--isolated is for the Flink engine")
     directory = state_dir(engine)
-    ports = [rest_port] if engine == "flink" else [job_port, worker_pool_port]
+    ports = ([rest_port] + ([] if isolated else [flink.WORKER_POOL_PORT]) if engine == "flink"
+             else [job_port, worker_pool_port])
     taken = [port for port in ports if not port_free(port)]
     if taken:
         raise ClusterError(f"port {taken[0]} on localhost is in use by another program: stop it, or choose another "
                            f"port ({'--rest-port' if engine == 'flink' else '--job-port / --worker-pool-port'})")
     shutil.rmtree(scratch_dir(directory), ignore_errors=True)
     os.makedirs(scratch_dir(directory))
-    plan = (flink_plan(directory, workers, taskmanager_memory, rest_port) if engine == "flink"
-            else portable_plan(directory, job_port, worker_pool_port))
+    plan = (flink_plan(directory, workers, taskmanager_memory, rest_port, isolated, shared, subnet)
+            if engine == "flink" else portable_plan(directory, job_port, worker_pool_port))
     _write_json(os.path.join(directory, "plan.json"), plan)
+    if plan.get("network"):
+        hosts.create(plan["network"])
     with open(os.path.join(directory, "supervisor.log"), "ab") as log:
         subprocess.Popen([sys.executable, "-m", "pipeline.cluster", "_supervise", directory], stdout=log,
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO_ROOT)
     return wait_ready(engine, plan)
 
 
@@ -267,10 +328,14 @@ def wait_ready(engine: str, plan: Dict[str, Any], timeout: float = READY_TIMEOUT
 
 
 def down(engine: str = "flink") -> bool:
-    """Stops the engine's supervisor and every process it started; returns whether anything was running."""
+    """Stops the engine's supervisor and every process it started, removes the hosts' namespaces (``--isolated``) and
+    the scratch; returns whether anything was running."""
     directory = state_dir(engine)
     state = _read_json(os.path.join(directory, "state.json"))
+    plan = _read_json(os.path.join(directory, "plan.json")) or {}
     if not state:
+        if plan.get("network"):  # a cluster whose supervisor never started, or was killed before it wrote its state
+            hosts.remove(plan["network"])
         return False
     supervisor = state.get("supervisor")
     if alive(supervisor):
@@ -281,6 +346,8 @@ def down(engine: str = "flink") -> bool:
     for entry in state["processes"].values():  # a supervisor that was killed leaves its children behind
         if alive(entry["pid"]):
             _stop_group(entry["pid"])
+    if state.get("network"):
+        hosts.remove(state["network"])
     if os.path.exists(os.path.join(directory, "state.json")):
         os.remove(os.path.join(directory, "state.json"))
     shutil.rmtree(scratch_dir(directory), ignore_errors=True)
@@ -343,6 +410,12 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--job-port", type=int, default=PORTABLE_JOB_PORT, help="portable: the job service")
     start.add_argument("--worker-pool-port", type=int, default=PORTABLE_WORKER_POOL_PORT,
                        help="portable: the SDK worker pool")
+    start.add_argument("--isolated", action="store_true",
+                       help="flink, as root: each TaskManager on a simulated host of its own (network and mount "
+                            "namespaces) that sees only the --share folders of this machine")
+    start.add_argument("--share", action="append", default=[], metavar="DIR",
+                       help="--isolated: a folder the hosts see (the data and output roots; repeat the flag)")
+    start.add_argument("--subnet", default=hosts.SUBNET, help="--isolated: the hosts' private network")
     for name, text in (("down", "stop the engine"), ("status", "what runs, where, and Flink's jobs")):
         command = commands.add_parser(name, help=text)
         command.add_argument("--engine", choices=ENGINES, default="flink")
@@ -363,14 +436,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"Beam's Flink job server (verified): {flink.job_server_jar(build=True)}")
         elif args.command == "up":
             up(args.engine, args.workers, args.taskmanager_memory, args.rest_port, args.job_port,
-               args.worker_pool_port)
+               args.worker_pool_port, args.isolated, [os.path.abspath(p) for p in args.share], args.subnet)
             print(render_status(status(args.engine)))
         elif args.command == "down":
             print(f"{args.engine}: stopped" if down(args.engine) else f"{args.engine}: was not running")
         else:
             report = status(args.engine)
             print(json.dumps(report, indent=2) if args.json else render_status(report))
-    except (ClusterError, FlinkSetupError) as error:
+    except (ClusterError, FlinkSetupError, hosts.HostsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

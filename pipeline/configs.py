@@ -90,8 +90,14 @@ KUBEFLOW_TRAINER_RESOURCES = {"cpu": 8, "memory_gb": 32, "accelerator": None, "a
 # Flink on Kubernetes (Beam's layout): the JobManager as a service, an SDK worker pool beside each TaskManager
 # (the pipeline image running apache_beam.runners.worker.worker_pool_main), the job server built into the image.
 KUBEFLOW_FLINK_MASTER = "flink-jobmanager:8081"
+# Every job runs at the cluster's task slots (Beam's job server reads no Flink configuration: without --parallelism
+# each operator would run at 1); the component pods cannot ask the cluster, so say it here. The worker pool beside
+# each TaskManager runs the pipeline image (python pipeline/beam_worker.py pool), which has the project installed;
+# the compiler names that image as the SDK's (--sdk_container_image), so TFX stages no sdist of itself per job.
+KUBEFLOW_FLINK_SLOTS = 8
 KUBEFLOW_FLINK_ARGS = ["--environment_type=EXTERNAL", "--environment_config=localhost:50000",
-                       "--flink_job_server_jar=/opt/tfdet/flink/job-server-2.56.0/beam-flink-job-server.jar"]
+                       "--flink_job_server_jar=/opt/tfdet/flink/job-server-2.56.0/beam-flink-job-server.jar",
+                       f"--parallelism={KUBEFLOW_FLINK_SLOTS}"]
 
 
 RECIPE = "the model's recipe"  # what a training knob left unset means
@@ -145,7 +151,7 @@ class PipelineConfig:
 
     def beam_pipeline_args(self) -> List[str]:
         """The Beam arguments of every Beam-backed component (see :func:`pipeline.beam.beam_args`)."""
-        return beam_args(self.beam, self.flink_master, self.beam_args, DATAFLOW_ARGS)
+        return beam_args(self.beam, self.flink_master, self.beam_args, DATAFLOW_ARGS, staging_root=self.pipeline_root)
 
     @classmethod
     def kubeflow(cls, **changes: Any) -> "PipelineConfig":

@@ -22,6 +22,9 @@ import threading
 import time
 from typing import Optional, TextIO, Tuple
 
+# Beam logs this through the root logger, as a warning once its job server has taken more than a few seconds to
+# start (Flink's does on a busy machine): a wait, not a fault
+ROOT_NOISE = ("Waiting for grpc channel to be ready at",)
 NOISY_LOGGERS = ("absl", "apache_beam", "tensorflow", "tfx", "ml_metadata", "tensorflow_transform",
                  "tensorflow_data_validation", "tensorflow_model_analysis", "py.warnings", "h5py", "matplotlib")
 
@@ -63,6 +66,13 @@ class ComponentProgress(logging.Handler):
             self._end("FAILED")
 
 
+class DropRootNoise(logging.Filter):
+    """Drops the root logger's records that start with one of :data:`ROOT_NOISE`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(ROOT_NOISE)
+
+
 def quiet_console(verbose: bool = False) -> ComponentProgress:
     """Installs the progress lines; without ``verbose`` third-party logging is kept off the terminal.
 
@@ -77,6 +87,7 @@ def quiet_console(verbose: bool = False) -> ComponentProgress:
     else:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # Beam's worker processes read it too
         absl.propagate = False
+        logging.getLogger().addFilter(DropRootNoise())
         for name in NOISY_LOGGERS[1:]:
             logging.getLogger(name).setLevel(logging.ERROR)
         try:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from tfdet.weights.fetch import cache_dir, sha256_of
 
@@ -33,6 +33,8 @@ BEAM_FLINK_VERSION = "1.16"  # Beam's --flink_version for this cluster
 JOB_SERVER_PROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flink_job_server")
 JOB_SERVER_JAR = "beam-flink-job-server.jar"
 REST_PORT = 8081
+# the Beam worker pool beside each TaskManager (Beam's Kubernetes layout: --environment_config=localhost:50000)
+WORKER_POOL_PORT = 50000
 # Flink 1.16 predates Java 17: its network and serialisation code reaches into these JDK internals
 JAVA_MODULE_OPTIONS = (
     ["--add-exports=java.base/sun.net.util=ALL-UNNAMED", "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED"]
@@ -114,7 +116,10 @@ def fetch_flink(quiet: bool = False) -> str:
     if glob.glob(os.path.join(home, "lib", "flink-dist-*.jar")):
         return home
     with tempfile.TemporaryDirectory(dir=os.path.dirname(home)) as scratch:
+        if not quiet:
+            print(f"Flink {FLINK_VERSION}'s jars: apache-flink-libraries from PyPI", flush=True)
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--dest", scratch,
+                   "--disable-pip-version-check", "--progress-bar", "on" if not quiet else "off",
                    f"apache-flink-libraries=={FLINK_VERSION}"] + (["--quiet"] if quiet else [])
         if subprocess.run(command).returncode != 0:
             raise FlinkSetupError(f"pip could not download apache-flink-libraries=={FLINK_VERSION} (Flink's jars) "
@@ -160,12 +165,34 @@ def job_server_jar(build: bool = False, quiet: bool = False) -> str:
                                   "(Debian: apt-get install maven)")
         java()
         command = [maven, "-B", "--strict-checksums", "-f", os.path.join(JOB_SERVER_PROJECT, "pom.xml"), "package",
-                   f"-Dout={out}"] + (["-q"] if quiet else [])
-        if subprocess.run(command).returncode != 0:
-            raise FlinkSetupError(f"Maven could not build Beam's Flink job server (`{' '.join(command)}` failed): "
-                                  f"check that Maven Central is reachable")
+                   f"-Dout={out}"]
+        _maven(command, out, quiet)
     verify_job_server(out)
     return jar
+
+
+def _maven(command: List[str], out: str, quiet: bool) -> None:
+    """Runs Maven with its log in ``out/maven.log``; shows a bar of the lock's jars as they arrive (nothing when
+    ``quiet``); on failure raises with the log's last lines."""
+    from tqdm import tqdm
+
+    os.makedirs(out, exist_ok=True)
+    wanted = {os.path.basename(name) for name in read_lock(os.path.join(JOB_SERVER_PROJECT, "jars.sha256"))}
+    log_path = os.path.join(out, "maven.log")
+    with open(log_path, "w") as log, tqdm(total=len(wanted) - 1, unit="jar", disable=quiet,
+                                          desc="Beam's Flink job server (Maven Central)") as bar:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in process.stdout:
+            log.write(line)
+            arrived = re.search(r"Downloaded from \S+: \S+/([^/\s]+\.jar) ", line)
+            if arrived and arrived.group(1) in wanted:
+                bar.update(1)
+        code = process.wait()
+    if code != 0:
+        with open(log_path) as handle:
+            tail = "".join(handle.readlines()[-15:])
+        raise FlinkSetupError(f"Maven could not build Beam's Flink job server (`{' '.join(command)}` failed; check "
+                              f"that Maven Central is reachable). The end of {log_path}:\n{tail}")
 
 
 def verify_job_server(out: str) -> None:
@@ -190,11 +217,15 @@ def read_lock(path: str) -> Dict[str, str]:
     return {name: digest for digest, name in rows}
 
 
-def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port: int = REST_PORT) -> None:
-    """Writes ``flink-conf.yaml`` (loopback addresses, :data:`CLUSTER_SETTINGS`) and the log configuration."""
+def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port: int = REST_PORT,
+                 address: str = "localhost", bind: str = "") -> None:
+    """Writes ``flink-conf.yaml`` (the JobManager and its REST API at ``address``, listening on ``bind``, default the
+    same; :data:`CLUSTER_SETTINGS`) and the log configuration. TaskManagers listen on ``localhost`` unless their
+    command says otherwise."""
     os.makedirs(conf_dir, exist_ok=True)
-    settings = {"jobmanager.rpc.address": "localhost", "jobmanager.bind-host": "localhost",
-                "rest.address": "localhost", "rest.bind-address": "localhost", "rest.port": rest_port,
+    bind = bind or address
+    settings = {"jobmanager.rpc.address": address, "jobmanager.bind-host": bind,
+                "rest.address": address, "rest.bind-address": bind, "rest.port": rest_port,
                 "taskmanager.host": "localhost", "taskmanager.bind-host": "localhost",
                 "taskmanager.memory.process.size": taskmanager_memory, **CLUSTER_SETTINGS}
     settings["parallelism.default"] = workers * int(settings["taskmanager.numberOfTaskSlots"])
@@ -204,28 +235,42 @@ def write_config(conf_dir: str, workers: int, taskmanager_memory: str, rest_port
         handle.write(LOG4J)
 
 
-def _jvm(conf_dir: str, log_file: str, heap: List[str], scratch_dir: str) -> List[str]:
+def _jvm(conf_dir: str, log_file: str, heap: List[str], scratch_dir: str, home: str) -> List[str]:
     # every temporary file of the JVM in one directory its owner can empty: Flink's io.tmp.dirs (blob caches,
     # TaskManager working directories, the unpacked RPC jar) defaults to it, and so do native libraries
     temp = [f"-Djava.io.tmpdir={scratch_dir}"] if scratch_dir else []
     return [java(), *JAVA_MODULE_OPTIONS, *heap, *temp, f"-Dlog.file={log_file}",
             f"-Dlog4j.configurationFile=file:{os.path.join(conf_dir, 'log4j.properties')}",
-            "-cp", os.path.join(flink_home(), "lib", "*")]
+            "-cp", os.path.join(home, "lib", "*")]
 
 
-def jobmanager_command(conf_dir: str, log_file: str, scratch_dir: str = "") -> List[str]:
-    """The JobManager (standalone session entry point) of the configuration in ``conf_dir``."""
+def jobmanager_command(conf_dir: str, log_file: str, scratch_dir: str = "",
+                       paths: Optional[Dict[str, str]] = None) -> List[str]:
+    """The JobManager (standalone session entry point) of the configuration in ``conf_dir``; ``paths`` as for
+    :func:`taskmanager_command`."""
     heap, dynamic = _resource_params("GET_JM_RESOURCE_PARAMS", conf_dir)
-    return _jvm(conf_dir, log_file, heap, scratch_dir) + [
-        "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint", "--configDir", conf_dir, *dynamic]
+    where = paths or {"conf": conf_dir, "log": os.path.dirname(log_file), "flink": flink_home()}
+    return _jvm(where["conf"], os.path.join(where["log"], os.path.basename(log_file)), heap, scratch_dir,
+                where["flink"]) + [
+        "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint", "--configDir", where["conf"],
+        *dynamic]
 
 
-def taskmanager_command(conf_dir: str, log_file: str, resource_id: str, scratch_dir: str = "") -> List[str]:
-    """A TaskManager of the configuration in ``conf_dir``, named ``resource_id`` in the cluster."""
+def taskmanager_command(conf_dir: str, log_file: str, resource_id: str, scratch_dir: str = "", host: str = "",
+                        paths: Optional[Dict[str, str]] = None) -> List[str]:
+    """A TaskManager of the configuration in ``conf_dir``, named ``resource_id`` in the cluster.
+
+    ``host``: the address it listens on (default: the configuration's, loopback). ``paths``: where the TaskManager
+    finds its files when it runs on a host of its own (``conf``, ``log``, ``flink``: :mod:`pipeline.hosts`); the
+    memory settings are computed here from ``conf_dir`` either way.
+    """
     heap, dynamic = _resource_params("GET_TM_RESOURCE_PARAMS", conf_dir)
-    return _jvm(conf_dir, log_file, heap, scratch_dir) + [
-        "org.apache.flink.runtime.taskexecutor.TaskManagerRunner", "--configDir", conf_dir, *dynamic,
-        "-D", f"taskmanager.resource-id={resource_id}"]
+    where = paths or {"conf": conf_dir, "log": os.path.dirname(log_file), "flink": flink_home()}
+    conf = where["conf"]
+    listen = ["-D", f"taskmanager.host={host}", "-D", f"taskmanager.bind-host={host}"] if host else []
+    return _jvm(conf, os.path.join(where["log"], os.path.basename(log_file)), heap, scratch_dir, where["flink"]) + [
+        "org.apache.flink.runtime.taskexecutor.TaskManagerRunner", "--configDir", conf, *dynamic,
+        "-D", f"taskmanager.resource-id={resource_id}", *listen]
 
 
 def _resource_params(command: str, conf_dir: str) -> Tuple[List[str], List[str]]:

@@ -75,7 +75,8 @@ def compile_config(output: str, image: str, config: configs.PipelineConfig) -> s
                          "Trainer on Kubeflow is one pod: use 'mirrored' (every device of the Trainer's pod), or run "
                          "the training as a TFJob or a Vertex AI job")
     if config.beam == "flink":  # the cluster's workers and the job server as the pipeline image has them
-        config = dataclasses.replace(config, beam_args=configs.KUBEFLOW_FLINK_ARGS + list(config.beam_args))
+        config = dataclasses.replace(config, beam_args=[*configs.KUBEFLOW_FLINK_ARGS, f"--sdk_container_image={image}",
+                                                        *config.beam_args])
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output)), output_filename=os.path.basename(output))

@@ -116,13 +116,13 @@ def run(args: argparse.Namespace) -> int:
     progress = quiet_console(args.verbose)
     from tfx import v1 as tfx
 
-    from pipeline.beam import tfx_package_args
+    from pipeline.beam import runtime_args
     from pipeline.pipeline import create_pipeline
     from pipeline.summary import collect, render
 
-    # TFX's own package for remote Beam workers, built once instead of by every Beam component (beam.tfx_package)
+    # the project's code for the Beam workers and, on Flink, the cluster's parallelism (pipeline/beam.py)
     config = dataclasses.replace(config, beam_args=[*config.beam_args,
-                                                    *tfx_package_args(config.beam_pipeline_args())])
+                                                    *runtime_args(config.beam, config.beam_pipeline_args())])
     sys.path.insert(0, configs.REPO_ROOT)  # the components import models.* and components.*
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [configs.REPO_ROOT, os.environ.get("PYTHONPATH")]))
     if not args.no_generate and os.path.abspath(args.data_root) == os.path.abspath(configs.DATA_ROOT):

@@ -117,31 +117,26 @@ def batch_inference(config: PipelineConfig, model, blessing) -> list:
     return [unlabelled_gen, bulk_inferrer, detections]
 
 
-def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """The tfdet pipeline of ``config`` (see :class:`pipeline.configs.PipelineConfig` for every knob).
+def registry_dir(config: PipelineConfig) -> str:
+    """The accepted-span registry BoxGate writes and the Trainer reads (tfdet/dataio/spans.py)."""
+    return os.path.join(config.pipeline_root, "accepted_spans")
 
-    ``config.trainer_resources`` (Kubeflow only) sizes the Trainer's pod; the local runner ignores it.
-    ``train_steps``, ``batch_size`` and ``learning_rate`` default to the zoo entry's recipe.
-    """
+
+def data_components(config: PipelineConfig) -> dict:
+    """The data half of the DAG, name -> component: ImportExampleGen (the newest span) and ImportSchemaGen (the
+    curated schema) -> StatisticsGen -> ExampleValidator -> BoxGate -> Transform (analyzers, after the gate)."""
     c = config
-    pipeline_root, data_root, serving_model_dir = c.pipeline_root, c.data_root, c.serving_model_dir
-    num_classes, window_spans, distribution = c.num_classes, c.window_spans, c.distribution
-    spans.check_window(window_spans)
-    named = [name for name in STRATEGIES if name != "default"]
-    if distribution is not None and distribution not in named:
-        raise ValueError(f"distribution must be None, {' or '.join(map(repr, named))}, got {distribution!r}")
-    registry_dir = os.path.join(pipeline_root, "accepted_spans")
     example_gen = tfx.components.ImportExampleGen(
-        input_base=data_root,
+        input_base=c.data_root,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="train", pattern=c.train_pattern),
                                              tfx.proto.Input.Split(name="eval", pattern=c.eval_pattern)]))
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=write_schema(pipeline_root, num_classes))
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=write_schema(c.pipeline_root, c.num_classes))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
                                                   schema=schema_gen.outputs["schema"])
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
     box_gate = BoxGate(examples=example_gen.outputs["examples"], anomalies=example_validator.outputs["anomalies"],
-                       num_classes=num_classes, registry_dir=registry_dir,
+                       num_classes=c.num_classes, registry_dir=registry_dir(c),
                        drift_thresholds=json.dumps(c.drift_thresholds), drift_action=c.drift_action,
                        min_drift_examples=c.min_drift_examples)
     transform = tfx.components.Transform(
@@ -149,6 +144,24 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         preprocessing_fn="models.transform.preprocessing_fn", materialize=False, disable_statistics=True,
         splits_config=tfx.proto.SplitsConfig(analyze=["train"]))
     transform.add_upstream_node(box_gate)
+    return {"example_gen": example_gen, "statistics_gen": statistics_gen, "schema_gen": schema_gen,
+            "example_validator": example_validator, "box_gate": box_gate, "transform": transform}
+
+
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """The tfdet pipeline of ``config`` (see :class:`pipeline.configs.PipelineConfig` for every knob).
+
+    ``config.trainer_resources`` (Kubeflow only) sizes the Trainer's pod; the local runner ignores it.
+    ``train_steps``, ``batch_size`` and ``learning_rate`` default to the zoo entry's recipe.
+    """
+    c = config
+    spans.check_window(c.window_spans)
+    named = [name for name in STRATEGIES if name != "default"]
+    if c.distribution is not None and c.distribution not in named:
+        raise ValueError(f"distribution must be None, {' or '.join(map(repr, named))}, got {c.distribution!r}")
+    data = data_components(c)
+    example_gen, transform, box_gate = data["example_gen"], data["transform"], data["box_gate"]
+    num_classes, serving_model_dir = c.num_classes, c.serving_model_dir
     trainer = tfx.components.Trainer(
         run_fn="models.trainer.run_fn",
         examples=example_gen.outputs["examples"],
@@ -157,8 +170,8 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
         custom_config={"model_config": c.model_config, "num_classes": num_classes, "batch_size": c.batch_size,
                        "learning_rate": c.learning_rate, "warm_start_dir": serving_model_dir,
-                       "window_spans": window_spans, "accepted_spans_dir": registry_dir,
-                       "distribution": distribution, "seed": c.seed})
+                       "window_spans": c.window_spans, "accepted_spans_dir": registry_dir(c),
+                       "distribution": c.distribution, "seed": c.seed})
     trainer.add_upstream_node(box_gate)
     if c.trainer_resources:
         trainer.with_platform_config(resource_spec(**c.trainer_resources))
@@ -174,12 +187,11 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         model=trainer.outputs["model"], model_blessing=compare.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
-    components = [example_gen, statistics_gen, schema_gen, example_validator, box_gate, transform, trainer,
-                  evaluator, compare, pusher]
+    components = [*data.values(), trainer, evaluator, compare, pusher]
     if c.unlabelled_pattern:
         components += batch_inference(c, trainer.outputs["model"], compare.outputs["blessing"])
     return tfx.dsl.Pipeline(
-        pipeline_name=c.pipeline_name, pipeline_root=pipeline_root,
+        pipeline_name=c.pipeline_name, pipeline_root=c.pipeline_root,
         components=components,
         enable_cache=c.enable_cache, metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=c.beam_pipeline_args())

@@ -1,11 +1,14 @@
 import json
+import os
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.batch_detections import coco_detections, write_batch_detections
+from components.batch_detections import write_batch_detections
 from tfdet.dataio import features
 
 
@@ -45,44 +48,73 @@ LOGS = [  # in the order Beam happened to write them
 ]
 
 
-def test_prediction_logs_become_coco_results_in_pixels():
-    results, catalogue, refused = coco_detections(LOGS, {0: "cat", 1: "dog", 2: "eel"})
+def in_process() -> beam.Pipeline:
+    return beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory", "--direct_num_workers=1"]))
+
+
+def write_records(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path), "GZIP") as writer:
+        for record in records:
+            writer.write(record)
+
+
+def collect(tmp_path, logs, images_in, blessed=True, ranges=64):
+    """BatchDetections' collection on the DirectRunner: PredictionLogs in, the four files out."""
+    if logs:
+        write_records(tmp_path / "inference" / "prediction_logs-00000-of-00001.gz", [log.SerializeToString()
+                                                                                    for log in logs])
+    else:
+        (tmp_path / "inference").mkdir()  # BulkInferrer returns before writing anything for an unblessed model
+    write_records(tmp_path / "examples" / "Split-unlabelled" / "data-00000-of-00001.gz", [b"x"] * images_in)
+    summary = write_batch_detections(str(tmp_path / "inference"), str(tmp_path / "examples"), str(tmp_path / "out"),
+                                     blessed, 3, in_process(), class_names={0: "cat", 1: "dog", 2: "eel"},
+                                     ranges=ranges)
+    read = {name: json.loads((tmp_path / "out" / f"{name}.json").read_text())
+            for name in ("detections", "images", "refused", "summary")}
+    return summary, read
+
+
+def test_prediction_logs_become_coco_results_in_pixels(tmp_path):
+    summary, read = collect(tmp_path, LOGS, images_in=3)
+    catalogue = read["images"]
     # ids follow source_id order; box (ymin, xmin, ymax, xmax) * (h, w, h, w) -> [x, y, w, h]
-    assert [(image["id"], image["source_id"]) for image in catalogue["images"]] == [(0, "a"), (1, "b")]
-    assert results == [
+    assert sorted((image["id"], image["source_id"]) for image in catalogue["images"]) == [(0, "a"), (1, "b")]
+    assert sorted(read["detections"], key=lambda row: (row["image_id"], -row["score"])) == [
         {"image_id": 0, "category_id": 0, "bbox": [0.0, 0.0, 200.0, 100.0], "score": 0.8},
         {"image_id": 0, "category_id": 1, "bbox": [100.0, 25.0, 200.0, 50.0], "score": 0.12346},
         {"image_id": 1, "category_id": 2, "bbox": [20.0, 20.0, 40.0, 80.0], "score": 0.9},
     ]
-    assert refused == [{"id": 2, "source_id": "c", "file_name": "c.jpg", "height": 50, "width": 50,
-                        "error": "image 0: not a JPEG or PNG image (the first bytes are not a known signature)"}]
+    assert read["refused"] == [{"id": 2, "source_id": "c", "file_name": "c.jpg", "height": 50, "width": 50,
+                                "error": "image 0: not a JPEG or PNG image (the first bytes are not a known "
+                                         "signature)"}]
     assert catalogue["categories"] == [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}, {"id": 2, "name": "eel"}]
+    assert summary == read["summary"] == {"images_in": 3, "scored": 2, "refused": 1, "detections": 3,
+                                          "blessed": True}
+    assert sorted(os.listdir(tmp_path / "out")) == ["detections.json", "images.json", "refused.json",
+                                                    "summary.json"]  # the shards were joined, then removed
 
 
-def write_logs(directory, logs):
-    directory.mkdir()
-    with tf.io.TFRecordWriter(str(directory / "prediction_logs-00000-of-00001.gz"), "GZIP") as writer:
-        for log in logs:
-            writer.write(log.SerializeToString())
-    return str(directory)
+def test_ids_follow_source_id_order_across_many_key_ranges(tmp_path):
+    names = [f"img-{i:04d}" for i in range(300)]
+    logs = [prediction_log(name, 10, 10, [[0.1, 0.1, 0.2, 0.2]], [0.5], [1]) for name in reversed(names)]
+    summary, read = collect(tmp_path, logs, images_in=300, ranges=8)
+    assert sorted((image["id"], image["source_id"]) for image in read["images"]["images"]) == list(enumerate(names))
+    assert sorted(row["image_id"] for row in read["detections"]) == list(range(300))
+    assert summary["scored"] == 300 and summary["detections"] == 300
 
 
 def test_every_image_is_accounted_for(tmp_path):
-    inference = write_logs(tmp_path / "inference", LOGS)
-    summary = write_batch_detections(inference, str(tmp_path / "out"), True, 3, images_in=3)
+    summary, read = collect(tmp_path / "whole", LOGS, images_in=3)
     assert summary == {"images_in": 3, "scored": 2, "refused": 1, "detections": 3, "blessed": True}
-    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
-    assert len(json.loads((tmp_path / "out" / "detections.json").read_text())) == 3
-    assert json.loads((tmp_path / "out" / "refused.json").read_text())[0]["source_id"] == "c"
+    assert len(read["detections"]) == 3 and read["refused"][0]["source_id"] == "c"
     # a PredictionLog short: never reported as complete
     with pytest.raises(RuntimeError, match=r"BulkInferrer returned 3 PredictionLogs in .* for 4 unlabelled examples"):
-        write_batch_detections(inference, str(tmp_path / "again"), True, 3, images_in=4)
+        collect(tmp_path / "short", LOGS, images_in=4)
 
 
 def test_an_unblessed_model_scores_nothing_and_says_why(tmp_path):
-    empty = tmp_path / "inference"
-    empty.mkdir()  # BulkInferrer returns before writing anything for an unblessed model
-    summary = write_batch_detections(str(empty), str(tmp_path / "out"), False, 3, images_in=5)
+    summary, read = collect(tmp_path, [], images_in=5, blessed=False)
     assert summary["scored"] == 0 and summary["images_in"] == 5
     assert summary["skipped"] == "the candidate model was not blessed, so BulkInferrer scored nothing"
-    assert json.loads((tmp_path / "out" / "detections.json").read_text()) == []
+    assert read["detections"] == [] and read["refused"] == [] and read["images"]["images"] == []

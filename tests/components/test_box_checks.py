@@ -11,8 +11,9 @@ from components.box_checks import (
     failure_message,
     new_report,
     passed,
-    scan_split,
+    source_id,
     split_files,
+    split_pattern,
 )
 from tfdet.dataio import features
 
@@ -65,26 +66,6 @@ def test_parsed_features_are_checked_with_their_images_decoded_unless_told_not_t
     assert check_features(parsed, 3, decode_image=False) == []
 
 
-def test_scan_reports_offenders_by_split_index_and_source_id(tmp_path):
-    import tensorflow as tf
-
-    path = str(tmp_path / "data.gz")
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for record in (example(), example(boxes=((0.5, 0.1, 0.2, 0.4),)), example(labels=(9,))):
-            writer.write(record)
-    report = new_report(num_classes=3)
-    scan_split([path], "train", 3, report)
-    assert report["examples_checked"] == {"train": 3} and report["bad_examples"] == 2
-    assert report["problems"] == {"box_inverted": 1, "label_out_of_range": 1}
-    assert [(o["index"], o["source_id"], o["problems"]) for o in report["offending"]] == [
-        (1, "img-7", ["box_inverted"]), (2, "img-7", ["label_out_of_range"])]
-    message = failure_message(report, "/r/report.json")
-    assert message.startswith("2 of 3 examples have bad boxes or images: box_inverted 1 (a box has ymin >= ymax or "
-                              "xmin >= xmax), label_out_of_range 1 (a label is outside [0, num_classes)).")
-    assert "First offenders: train#1 (source_id 'img-7': box_inverted)" in message
-    assert message.endswith("Full report: /r/report.json")
-
-
 def test_images_the_model_cannot_decode_are_caught_with_its_own_ops():
     def encoded(image_format, **options):
         buffer = io.BytesIO()
@@ -100,20 +81,6 @@ def test_images_the_model_cannot_decode_are_caught_with_its_own_ops():
     assert check_example(example(encoded=jpeg), 3) == []
 
 
-def test_an_empty_split_fails_the_gate(tmp_path):
-    import tensorflow as tf
-
-    path = str(tmp_path / "empty.gz")
-    with tf.io.TFRecordWriter(path, options="GZIP"):
-        pass
-    report = new_report(num_classes=3)
-    scan_split([path], "train", 3, report)
-    assert report["empty_splits"] == ["train"] and not passed(report)
-    assert failure_message(report).startswith(
-        "Split 'train' has no examples: its files are empty or missing (a conversion that rejected every record? "
-        "tfdet convert exits with status 1 then).")
-
-
 @pytest.mark.parametrize("finding", [{"bad_examples": 1}, {"schema_anomalies": {"image/height": "missing"}},
                                      {"empty_splits": ["eval"]}, {"leaks": [{"train": ["t1"], "eval": ["e1"]}]},
                                      {"drift": [{"feature": "box_size"}]}])
@@ -126,30 +93,24 @@ def test_drift_only_warns_when_told_to():
     assert passed({**new_report(3), "drift": [{"feature": "box_size"}], "drift_action": "warn"})
 
 
-def test_scan_profiles_the_sound_examples_only_and_decodes_by_default(tmp_path):
-    import tensorflow as tf
-
-    from components.data_profile import SplitProfile, fingerprint
-
-    path = str(tmp_path / "data.gz")
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for record in (example(boxes=((0.0, 0.0, 0.5, 0.25),), labels=(2,)), example(labels=(9,)),
-                       example(encoded=b"not an image")):
-            writer.write(record)
-    report, profile = new_report(num_classes=3), SplitProfile()
-    scan_split([path], "train", 3, report, profile=profile)
-    assert report["problems"] == {"label_out_of_range": 1, "image_undecodable": 1}
-    assert profile.images == {fingerprint(png()): ["img-7"]} and profile.labels == {2: 1}
-    assert profile.values["boxes_per_image"] == [1] and profile.values["image_size"] == [8]
-    assert profile.values["box_aspect"] == [-1.0]  # 2 px wide, 4 px high
-
-
 def test_split_files_are_one_splits_files(tmp_path):
     for name in ("Split-train/a.gz", "Split-train/b.gz", "Split-eval/c.gz"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert sorted(os.path.basename(f) for f in split_files(str(tmp_path), "train")) == ["a.gz", "b.gz"]
+    assert split_pattern(str(tmp_path), "train") == str(tmp_path / "Split-train" / "*")
     assert split_files(str(tmp_path), "test") == []
+
+
+def test_offenders_are_named_by_source_id_empty_or_garbled_ones_too():
+    import tensorflow as tf
+
+    unnamed = tf.train.Example.FromString(example(labels=(9,)))
+    del unnamed.features.feature[features.SOURCE_ID]
+    garbled = tf.train.Example.FromString(example(labels=(9,)))
+    garbled.features.feature[features.SOURCE_ID].bytes_list.value[:] = [b"\xffid"]
+    assert [source_id(e.features.feature) for e in (unnamed, garbled)] == ["", "\ufffdid"]
+    assert source_id(tf.train.Example.FromString(example()).features.feature) == "img-7"
 
 
 def test_the_whole_failure_message_with_every_kind_of_finding():
@@ -157,15 +118,16 @@ def test_the_whole_failure_message_with_every_kind_of_finding():
     report.update(
         empty_splits=["eval"], bad_examples=12, examples_checked={"train": 40, "eval": 0},
         problems={"box_inverted": 12, "label_out_of_range": 1},
-        offending=[{"split": "train", "index": i, "source_id": f"s{i}",
+        offending=[{"split": "train", "source_id": f"s{i}",
                     "problems": ["box_inverted", "label_out_of_range"] if i == 0 else ["box_inverted"]}
                    for i in range(12)],
         schema_anomalies={"train": {"image/height": "missing", "image/encoded": "wrong type"}},
         leaks=[{"train": ["a", "b", "c", "d"], "eval": ["e", "f", "g", "h"], "in": "this span's eval split"}] * 6,
+        leak_count=6,
         drift=[{"feature": "classes", "measure": "L-infinity", "distance": 0.3, "threshold": 0.2,
                 "current": {"0": 1.0}, "previous": {"0": 0.7, "1": 0.3}, "previous_span": 4}])
-    offenders = ", ".join(["train#0 (source_id 's0': box_inverted+label_out_of_range)"] +
-                          [f"train#{i} (source_id 's{i}': box_inverted)" for i in range(1, 10)])
+    offenders = ", ".join(["train source_id 's0' (box_inverted+label_out_of_range)"] +
+                          [f"train source_id 's{i}' (box_inverted)" for i in range(1, 10)])
     leak = ("Leakage: train image(s) a, b, c have the same bytes as eval image(s) e, f, g of this span's eval "
             "split. ")
     drift = ("Drift: classes moved 0.3 (L-infinity) from span 4, more than 0.2: now {'0': 1.0}, before "
@@ -179,48 +141,12 @@ def test_the_whole_failure_message_with_every_kind_of_finding():
             f"First offenders: {offenders}. Schema anomalies in split train: image/encoded: wrong type; "
             f"image/height: missing. {leak * 5}... 1 more leaked images. ")
     assert failure_message(report, "/r/report.json") == f"{head}{drift}{advice} Full report: /r/report.json"
-    report.update(drift_action="warn", leaks=report["leaks"][:5])  # drift reported, not a reason to stop
+    report.update(drift_action="warn", leaks=report["leaks"][:5], leak_count=5)  # drift reported, not a reason to stop
     assert failure_message(report) == f"{head.replace('... 1 more leaked images. ', '')}{advice}"
-
-
-def write(path, records):
-    import tensorflow as tf
-
-    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-        for record in records:
-            writer.write(record)
-    return path
-
-
-def test_scan_counts_every_problem_lists_50_offenders_and_honours_decode_images(tmp_path):
-    inverted = example(boxes=((0.5, 0.1, 0.2, 0.4),), encoded=b"not an image")
-    path = write(str(tmp_path / "bad.gz"), [inverted] * 51)
-    report = new_report(num_classes=3)
-    scan_split([path], "train", 3, report, decode_images=False)  # the bytes are not looked at
-    assert report["problems"] == {"box_inverted": 51} and report["bad_examples"] == 51
-    assert len(report["offending"]) == 50 and report["offending"][-1]["index"] == 49  # listed up to 50
-
-
-def test_scan_names_offenders_without_or_with_broken_source_ids(tmp_path):
-    import tensorflow as tf
-
-    unnamed = tf.train.Example.FromString(example(labels=(9,)))
-    del unnamed.features.feature[features.SOURCE_ID]
-    garbled = tf.train.Example.FromString(example(labels=(9,)))
-    garbled.features.feature[features.SOURCE_ID].bytes_list.value[:] = [b"\xffid"]
-    path = write(str(tmp_path / "ids.gz"), [unnamed.SerializeToString(), garbled.SerializeToString()])
-    report = new_report(num_classes=3)
-    scan_split([path], "train", 3, report)
-    assert [o["source_id"] for o in report["offending"]] == ["", "\ufffdid"]
-
-
-def test_a_split_with_no_files_is_empty():
-    report = new_report(num_classes=3)
-    scan_split([], "eval", 3, report)
-    assert report["empty_splits"] == ["eval"] and report["examples_checked"] == {"eval": 0}
 
 
 def test_a_new_report_is_what_report_json_starts_from():
     assert new_report(3) == {"num_classes": 3, "examples_checked": {}, "bad_examples": 0, "problems": {},
                              "offending": [], "schema_anomalies": {}, "empty_splits": [], "leaks": [],
-                             "duplicates": {}, "drift": [], "drift_action": "stop", "passed": True}
+                             "leak_count": 0, "duplicates": {}, "duplicate_count": {}, "drift": [],
+                             "drift_action": "stop", "passed": True}

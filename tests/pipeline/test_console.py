@@ -32,3 +32,17 @@ def test_a_block_that_does_not_end_as_expected_is_passed_through():
     unfinished = BLOCK.splitlines(keepends=True)[0] + "".join(f"line {i}\n" for i in range(12))
     printed = run_filtered(unfinished)
     assert printed == "parent before\n" + unfinished + "parent after\n"
+
+
+def test_beams_wait_for_its_job_server_is_kept_off_the_console_unless_verbose():
+    """Beam warns through the root logger while a slow job server starts (Flink's); the quiet console drops that and
+    nothing else, --verbose keeps it."""
+    program = "\n".join([
+        "import logging, sys", f"sys.path.insert(0, {REPO!r})", "logging.basicConfig(format='%(message)s')",
+        "from pipeline.console import quiet_console", "quiet_console(verbose=sys.argv[1] == 'verbose')",
+        "logging.log(logging.WARNING, 'Waiting for grpc channel to be ready at %s.', 'localhost:8099')",
+        "logging.warning('a real warning')"])
+    printed = {mode: subprocess.run([sys.executable, "-c", program, mode], capture_output=True, text=True,
+                                    check=True).stderr for mode in ("quiet", "verbose")}
+    assert printed["quiet"] == "a real warning\n"
+    assert printed["verbose"] == "Waiting for grpc channel to be ready at localhost:8099.\na real warning\n"

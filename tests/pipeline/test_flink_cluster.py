@@ -1,22 +1,32 @@
-"""The pipeline's Beam steps on a real Flink cluster: a JobManager and two TaskManagers, each its own JVM on loopback,
-started by ``pipeline.cluster`` from Flink's jars (PyPI) and Beam's job server (built by Maven) -- ``make
-test-slow``, which ``.ci/run`` runs after ``make test``.
+"""The pipeline's Beam steps on a real Flink cluster whose TaskManagers are hosts of their own -- ``make test-slow``,
+which ``.ci/run`` runs after ``make test``.
 
+``pipeline.cluster up --isolated`` starts, from Flink's jars (PyPI) and Beam's job server (built by Maven), a
+JobManager and two TaskManagers, each a JVM on a simulated host (pipeline/hosts.py): its own network namespace and
+address on a bridge, its own mount namespace with a private /tmp, the checkout and the tfdet cache hidden, and a Beam
+worker pool beside each TaskManager whose SDK workers install the project's code that Beam stages with each job. The
+hosts see of this machine only the folder the tests share with them (data and outputs).
+
+0. The hosts really are hosts of their own: addresses on the bridge, the checkout and the cache out of sight.
 1. The whole pipeline runs with ``--beam flink`` and with the DirectRunner on the same data and seed: every Beam
-   component (both ExampleGens, StatisticsGen, Transform, the Evaluator, BulkInferrer) is a job that Flink's own REST
-   API lists as FINISHED; the data-only outputs equal the DirectRunner's (the examples, the statistics, Transform's
+   component (both ExampleGens, StatisticsGen, BoxGate, Transform, the Evaluator, BulkInferrer, BatchDetections) is
+   a job that Flink's own REST API lists as FINISHED, every operator at the cluster's slot count, and each one's
+   data-heavy operator reading records on both TaskManagers; the workers on both hosts installed the staged package.
+   The data-only outputs equal the DirectRunner's (the examples, the statistics, the gate's report, Transform's
    analyzer results), and the model-dependent ones equal the same work done in-process on Flink's own model (TFMA
    on the DirectRunner for the Evaluator's metrics, the SavedModel's signature for BulkInferrer's detections): two
    trainings on examples sharded in a different order need not give the same model. The model's outputs move in
    their last bits with the batches a runner forms, so metrics agree to 0.01 and confident detections one to one.
-2. A TaskManager is killed with SIGKILL while one of ImportExampleGen's tasks runs on it: the supervisor starts a
-   new one, Flink restarts the job (its exception history records the lost TaskManager), the run completes, and
-   the next run with a new span trains on both spans, each counted once.
+2. A TaskManager is killed with SIGKILL while it runs subtasks of ImportExampleGen's job: the supervisor starts a
+   new one on the same host, Flink restarts the job (its exception history records the lost TaskManager), the run
+   completes, and the next run with a new span trains on both spans, each counted once.
 3. An unreachable cluster or a missing job server is one clear error line, at once.
+Afterwards nothing is left: no process, namespace, bridge or scratch file.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -32,7 +42,7 @@ import pytest
 import tensorflow as tf
 from learnable_data import write_span  # tests/ is on the path (its conftest)
 
-from pipeline import cluster, flink
+from pipeline import cluster, flink, hosts
 from tfdet.dataio.synthetic import generate_default_dataset
 
 pytestmark = pytest.mark.cluster
@@ -41,8 +51,15 @@ ARGS = ["--model-config", "tiny", "--train-steps", "10", "--batch-size", "4", "-
         "--window-spans", "2"]
 # what each Beam component's job does, as Flink names its operators
 JOB_MARKERS = {"ImportExampleGen/UnlabelledExampleGen": "InputToRecord", "StatisticsGen": "GenerateStatistics",
-               "Transform": "WriteTransformFn", "Evaluator": "ExtractEvaluateAndWriteResults",
-               "BulkInferrer": "WritePredictionLogs"}
+               "BoxGate": "ByFingerprint", "Transform": "WriteTransformFn",
+               "Evaluator": "ExtractEvaluateAndWriteResults", "BulkInferrer": "WritePredictionLogs",
+               "BatchDetections": "ByRange"}
+# the operator of each job that reads and processes its examples: on a cluster that shares the work out, it reads
+# file ranges on every TaskManager
+DATA_HEAVY = {"InputToRecord": "WriteSplit[train]}", "GenerateStatistics": "{TFXIORead[train], GenerateStatistics",
+              "ByFingerprint": "Check[train]", "WriteTransformFn": "{TFXIOReadAndDecode[AnalysisIndex0], Analyze}",
+              "ExtractEvaluateAndWriteResults": "FlattenExamples", "WritePredictionLogs": "RunInference[unlabelled]",
+              "ByRange": "{Logs, Rows}"}
 
 
 def free_port() -> int:
@@ -60,24 +77,27 @@ def left_in_system_temp(before: set) -> list:
 
 
 @pytest.fixture(scope="module")
-def flink_cluster(tmp_path_factory):
-    """A 2-TaskManager cluster in a home of its own (Flink's jars and the job server shared with the user's cache),
-    always torn down: every process it started is gone afterwards, and so is every file its processes and the
-    pipeline runs on it wrote outside their outputs."""
-    shared = flink.job_server_dir(), flink.flink_home()  # fetched by `make test-slow` beforehand
+def shared(tmp_path_factory):
+    """The one folder of this machine the cluster's hosts see (as a network file system would give it)."""
+    return tmp_path_factory.mktemp("shared")
+
+
+@pytest.fixture(scope="module")
+def flink_cluster(tmp_path_factory, shared):
+    """A 2-TaskManager cluster on hosts of their own, in a home of its own (Flink's jars and the job server shared
+    with the user's cache), always torn down: every process it started is gone afterwards, so are its namespaces and
+    bridge, and every file its processes and the pipeline runs on it wrote outside their outputs."""
+    built = flink.job_server_dir(), flink.flink_home()  # fetched by `make test-slow` beforehand
     home = tmp_path_factory.mktemp("tfdet_home")
     os.makedirs(home / "flink")
-    for path in shared:
+    for path in built:
         os.symlink(path, home / "flink" / os.path.basename(path))
     previous = os.environ.get("TFDET_HOME")
     os.environ["TFDET_HOME"] = str(home)
     system_temp = set(os.listdir(tempfile.gettempdir()))
-    state = cluster.up("flink", workers=2, rest_port=free_port())
+    state = cluster.up("flink", workers=2, rest_port=free_port(), isolated=True, shared=[str(shared)])
     scratch = cluster.scratch_dir(cluster.state_dir("flink"))
     try:
-        # Flink's working files (blob caches of every job's 160 MB jar, TaskManager directories) go to the cluster's
-        # scratch, not the system's temporary directory, where killed processes leave them for good
-        assert {"tm_taskmanager-1", "tm_taskmanager-2"} <= set(os.listdir(scratch))
         yield state
     finally:
         pids = [entry["pid"] for entry in cluster.read_state("flink")["processes"].values()] + [state["supervisor"]]
@@ -88,8 +108,36 @@ def flink_cluster(tmp_path_factory):
             os.environ["TFDET_HOME"] = previous
         assert stopped
         assert not [pid for pid in pids if cluster.alive(pid)], "processes left behind"
+        assert hosts.existing() == [], "network namespaces left behind"
+        assert subprocess.run(["ip", "link", "show", hosts.BRIDGE], capture_output=True).returncode != 0
         assert not os.path.exists(scratch), "down leaves the cluster's scratch files"
         assert not left_in_system_temp(system_temp)
+
+
+def on_host(pid: int, *command: str) -> subprocess.CompletedProcess:
+    """``command`` in the network and mount namespaces of process ``pid`` (a TaskManager: on its host)."""
+    return subprocess.run(["nsenter", "-t", str(pid), "-n", "-m", *command], capture_output=True, text=True)
+
+
+def test_the_taskmanagers_are_hosts_of_their_own(flink_cluster, shared):
+    rest = flink_cluster["rest"]
+    network = flink_cluster["network"]
+    assert rest.split(":")[0] == hosts.host(network, "jobmanager")["address"]  # not loopback
+    registered = {tm["id"]: tm["path"] for tm in cluster.rest(rest, "/taskmanagers")["taskmanagers"]}
+    for name in ("taskmanager-1", "taskmanager-2"):
+        address = hosts.host(network, name)["address"]
+        assert f"@{address}:" in registered[name]  # it reached the JobManager from its own address
+        pid = cluster.read_state("flink")["processes"][name]["pid"]
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert address in on_host(pid, "ip", "-br", "addr").stdout
+        for hidden in (REPO, os.environ["TFDET_HOME"], flink.flink_home()):  # empty or absent on the host
+            assert on_host(pid, "sh", "-c", f"ls -A {hidden} 2>/dev/null | wc -l").stdout.strip() == "0", hidden
+        assert on_host(pid, "ls", str(shared)).returncode == 0  # the shared folder is there
+        # the host's own /tmp, not this machine's (beside the mount point of the shared folder, if it lies in /tmp)
+        private = set(on_host(pid, "ls", "/tmp").stdout.split())
+        expected = {"hsperfdata_root", str(shared).split(os.sep)[2]}
+        assert any(name.startswith("flink-rpc-akka") for name in private), private
+        assert not private & set(os.listdir(tempfile.gettempdir())) - expected, private
 
 
 def run_pipeline(data_root: str, output_root: str, *extra: str) -> subprocess.CompletedProcess:
@@ -138,6 +186,11 @@ def feature_statistics(output_root: str, split: str) -> dict:
         else:
             out[name] = (feature.bytes_stats.common_stats.num_non_missing, feature.bytes_stats.avg_num_bytes)
     return out
+
+
+def gate_report(output_root: str) -> dict:
+    with open(os.path.join(artifact_dir(output_root, "BoxGate", "report.json"), "report.json")) as handle:
+        return json.load(handle)
 
 
 def transform_results(output_root: str) -> dict:
@@ -202,11 +255,21 @@ def signature_detections(output_root: str) -> list:
 
 @pytest.mark.long(12)
 @pytest.mark.timeout(3600)
-def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_cluster, tmp_path):
+def spread(rest: str, job: str, marker: str) -> dict:
+    """Per TaskManager, the records the job's data-heavy operator (its vertex named with ``marker``) read there."""
+    (vertex,) = [v for v in cluster.rest(rest, f"/jobs/{job}")["vertices"] if marker in v["name"]]
+    read: dict = {}
+    for subtask in cluster.rest(rest, f"/jobs/{job}/vertices/{vertex['id']}")["subtasks"]:
+        read[subtask["taskmanager-id"]] = read.get(subtask["taskmanager-id"], 0) + subtask["metrics"]["read-records"]
+    return read
+
+
+def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_cluster, shared):
     rest = flink_cluster["rest"]
-    data_root = str(tmp_path / "data")
+    root = shared / "equal"
+    data_root = str(root / "data")
     write_span(data_root, 1, num_unlabelled=4)  # learnable in 80 steps: metrics well above the floor of noise
-    direct, on_flink = str(tmp_path / "direct"), str(tmp_path / "flink")
+    direct, on_flink = str(root / "direct"), str(root / "flink")
     learn = ["--num-classes", "2", "--train-steps", "80"]
 
     before = set(jobs(rest))
@@ -214,11 +277,28 @@ def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_clust
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert "Beam steps on: flink" in ran.stdout
     new = {job: value for job, value in jobs(rest).items() if job not in before}
-    assert len(new) == 6 and all(state == "FINISHED" for state, _ in new.values()), new
+    assert len(new) == 8 and all(state == "FINISHED" for state, _ in new.values()), new
+    slots = cluster.rest(rest, "/overview")["slots-total"]
+    assert slots == 2
     for component, marker in JOB_MARKERS.items():
-        count = sum(marker in names for _, names in new.values())
-        assert count == (2 if "/" in component else 1), (component, count)
+        found = [job for job, (_, names) in new.items() if marker in names]
+        assert len(found) == (2 if "/" in component else 1), (component, found)
+        for job in found:
+            # every operator at the cluster's slot count; the one that reads the examples reads on each host (the
+            # UnlabelledExampleGen's job reads no train split)
+            assert {v["parallelism"] for v in cluster.rest(rest, f"/jobs/{job}")["vertices"]} == {slots}, component
+            if "WriteSplit[unlabelled]" in new[job][1]:
+                continue
+            read = spread(rest, job, DATA_HEAVY[marker])
+            assert len([tm for tm, count in read.items() if count > 0]) == 2, (component, read)
+    scratch = cluster.scratch_dir(cluster.state_dir("flink"))
+    for name in ("taskmanager-1", "taskmanager-2"):  # the workers of both hosts installed what Beam staged
+        installed = [json.load(open(os.path.join(root_, "installed.json")))["packages"] for root_ in
+                     glob.glob(os.path.join(scratch, "hosts", name, "tmp", "beam-staged", "*"))]
+        assert installed and all(packages and packages[0].startswith("tfdet_pipeline_code-")
+                                 for packages in installed), (name, installed)
     assert run_pipeline(data_root, direct, *learn, "--beam", "direct").returncode == 0
+    assert gate_report(on_flink) == gate_report(direct)
 
     for split in ("train", "eval"):
         assert examples(on_flink, "ImportExampleGen", split) == examples(direct, "ImportExampleGen", split)
@@ -238,7 +318,7 @@ def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_clust
         np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-5, err_msg=name)
     # the model's outputs move in the last bits with the batch a runner forms (bfloat16 kernels): near-equal
     # scores can swap, so the figures agree to 0.01 and the confident detections one to one
-    mine, theirs = evaluator_metrics(on_flink), in_process_metrics(on_flink, str(tmp_path / "tfma"))
+    mine, theirs = evaluator_metrics(on_flink), in_process_metrics(on_flink, str(root / "tfma"))
     assert set(mine) >= {"mAP", "mAP50", "mAR"} and mine["mAP50"] > 0.3
     for name in ("mAP", "mAP50", "mAR"):
         assert mine[name] == pytest.approx(theirs[name], abs=0.01), name
@@ -287,8 +367,9 @@ def kill_a_taskmanager_during(rest: str, marker: str, before: set, killed: dict)
 
 @pytest.mark.long(10)
 @pytest.mark.timeout(3600)
-def test_a_taskmanager_killed_mid_job_is_replaced_and_no_span_is_lost_or_counted_twice(flink_cluster, tmp_path):
+def test_a_taskmanager_killed_mid_job_is_replaced_and_no_span_is_lost_or_counted_twice(flink_cluster, shared):
     rest = flink_cluster["rest"]
+    tmp_path = shared / "kill"
     generate_default_dataset(str(tmp_path / "data"), "small", spans=(1,), num_train=40, num_eval=8, num_shards=4)
     data_root, output_root = str(tmp_path / "data" / "small"), str(tmp_path / "out")
     flags = ["--beam", "flink", "--flink-master", rest]

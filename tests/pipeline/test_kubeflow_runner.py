@@ -197,10 +197,12 @@ def test_submit_without_a_package_compiles_from_the_flags(kfp_api, tmp_path, cap
     assert {e["container"]["image"] for e in executors.values()} == {"example.io/tfdet:flags"}
     assert executors["Trainer_executor"]["container"]["resources"] == {"cpuLimit": 2.0, "memoryLimit": 6.0}
     spec_text = json.dumps(run["pipeline_spec"])
-    # Beam's Flink-on-Kubernetes layout: the JobManager service, a worker pool beside each TaskManager, the job
+    # Beam's Flink-on-Kubernetes layout: the JobManager service, a worker pool beside each TaskManager running the
+    # pipeline image (named as the SDK's, so that TFX stages nothing), every job at the cluster's slots, the job
     # server the image carries (not this machine's)
-    for arg in ("--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--environment_type=EXTERNAL",
-                "--environment_config=localhost:50000",
+    for arg in ("--runner=pipeline.flink_runner.FlinkRunner", "--flink_master=flink-jobmanager:8081",
+                "--environment_type=EXTERNAL", "--environment_config=localhost:50000", "--parallelism=8",
+                "--sdk_container_image=example.io/tfdet:flags",
                 "--flink_job_server_jar=/opt/tfdet/flink/job-server-2.56.0/beam-flink-job-server.jar"):
         assert arg in spec_text, arg
     assert "PROCESS" not in spec_text

@@ -108,9 +108,11 @@ def _iou(a: Sequence[int], b: Sequence[int]) -> float:
     return inter / union if union else 0.0
 
 
-def synthesize_image(rng: np.random.RandomState) -> Tuple[Image.Image, List[Box], List[int]]:
-    """One random image with its boxes ([y_min, x_min, y_max, x_max] pixels) and class ids."""
-    height, width = int(rng.randint(224, 385)), int(rng.randint(224, 385))
+def synthesize_image(rng: np.random.RandomState, sizes: Tuple[int, int] = (224, 385)
+                     ) -> Tuple[Image.Image, List[Box], List[int]]:
+    """One random image with its boxes ([y_min, x_min, y_max, x_max] pixels) and class ids; its height and width
+    are drawn from ``[sizes[0], sizes[1])``."""
+    height, width = int(rng.randint(*sizes)), int(rng.randint(*sizes))
     image = _background(rng, height, width)
     draw = ImageDraw.Draw(image)
     _clutter(rng, draw, height, width)
