@@ -12,6 +12,7 @@ by model name). The Evaluator still runs, for TFMA's analysis (notebooks/model_a
 nothing. The ModelBlessing written here carries the properties LatestBlessedModelStrategy reads.
 """
 
+import json
 import os
 from typing import Any, Dict
 
@@ -20,6 +21,7 @@ from tfx import v1 as tfx
 
 from components.blessing_rules import boxes_per_class, decide
 from components.box_checks import split_files
+from tfdet.dataio.label_map import label_map_path
 from tfdet.dataio.record_files import read_records
 from tfdet.evaluation import average_precision, coco_metrics
 from tfdet.evaluation.saved_model import ground_truth, saved_model_detections
@@ -27,10 +29,21 @@ from tfdet.export.serving import latest_version
 from tfdet.files import write_json
 
 
-def _metrics(saved_model_dir: str, records, truth, num_classes: int) -> Dict[str, Any]:
+def class_names(saved_model_dir: str, num_classes: int) -> Dict[int, str]:
+    """Each class id's name from the label map the candidate was exported with (its id where it names none), so
+    that the reasons say 'disc', not '1'."""
+    names = {}
+    path = label_map_path(saved_model_dir)
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as handle:
+            names = {int(k): v for k, v in json.load(handle).items()}
+    return {i: names.get(i, str(i)) for i in range(num_classes)}
+
+
+def _metrics(saved_model_dir: str, records, truth, num_classes: int, names: Dict[int, str]) -> Dict[str, Any]:
     detections = saved_model_detections(saved_model_dir, records, truth)
     coco = coco_metrics(truth, detections, num_classes)
-    at_50 = average_precision(truth, detections, num_classes, 0.5)
+    at_50 = average_precision(truth, detections, num_classes, 0.5, label_map=names)
     return {"AP50": coco["AP50"], "AP": coco["AP"], "per_class_AP50": at_50["per_class_AP"]}
 
 
@@ -51,10 +64,12 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     baseline_model = latest_version(serving_dir)
     records = read_records(split_files(examples.uri, split))
     truth = ground_truth(records)
-    candidate = _metrics(os.path.join(model.uri, "Format-Serving"), records, truth, num_classes)
-    baseline = _metrics(baseline_model, records, truth, num_classes) if baseline_model else None
-    verdict = decide(candidate, baseline, boxes_per_class(truth, {i: str(i) for i in range(num_classes)}), min_map50,
-                     max_map50_drop, max_class_ap50_drop, min_class_boxes)
+    candidate_dir = os.path.join(model.uri, "Format-Serving")
+    names = class_names(candidate_dir, num_classes)
+    candidate = _metrics(candidate_dir, records, truth, num_classes, names)
+    baseline = _metrics(baseline_model, records, truth, num_classes, names) if baseline_model else None
+    verdict = decide(candidate, baseline, boxes_per_class(truth, names), min_map50, max_map50_drop,
+                     max_class_ap50_drop, min_class_boxes)
     verdict.update(baseline_model=baseline_model, min_map50=min_map50, max_map50_drop=max_map50_drop,
                    max_class_ap50_drop=max_class_ap50_drop, min_class_boxes=min_class_boxes)
     blessed = verdict["blessed"]

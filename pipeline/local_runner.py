@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-root", default=configs.OUTPUT_ROOT,
                         help="pipeline root, MLMD database and serving directory go under it")
     parser.add_argument("--no-generate", action="store_true", help="do not generate the default dataset")
+    parser.add_argument("--wait", action="store_true",
+                        help="when another run holds the output root, wait for it instead of stopping")
     parser.add_argument("--verbose", action="store_true", help="show every log line of TFX, Beam and TensorFlow")
     return parser
 
@@ -83,17 +85,8 @@ def unlabelled_files(config: configs.PipelineConfig) -> list:
 
 
 def where_next(config: configs.PipelineConfig, summary: dict) -> str:
-    """Where to look after a run (and what needs a hand in the serving directory)."""
-    from tfdet.export.serving import is_complete
-
-    lines = []
-    if os.path.isdir(config.serving_model_dir):
-        cut = sorted(v for v in os.listdir(config.serving_model_dir)
-                     if v.isdigit() and not is_complete(os.path.join(config.serving_model_dir, v)))
-        if cut:
-            lines.append(f"warning: incomplete version(s) {', '.join(cut)} in {config.serving_model_dir} (a push cut "
-                         f"short?): tfdet ignores them; delete them so that TF Serving does not try to load them")
-    lines += [f"TensorBoard: tensorboard --logdir {os.path.join(config.pipeline_root, 'Trainer')}",
+    """Where to look after a run."""
+    lines = [f"TensorBoard: tensorboard --logdir {os.path.join(config.pipeline_root, 'Trainer')}",
              f"notebooks: TFDET_OUTPUT_ROOT={os.path.dirname(config.pipeline_root)} jupyter notebook notebooks/"]
     if summary.get("pushed"):
         lines.append(f"served model: {summary['pushed_model']} (tfdet predict {summary['pushed_model']} IMAGES... "
@@ -102,13 +95,33 @@ def where_next(config: configs.PipelineConfig, summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """A run of the pipeline with the output root to itself (pipeline/run_lock.py); returns the exit status."""
+    from pipeline.run_lock import RunInProgress, RunLock
+
+    try:
+        with RunLock(args.output_root, wait=args.wait):
+            return _run(args)
+    except RunInProgress as error:
+        print(f"error: {error}: wait for it to finish, or pass --wait to start when it has", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from pipeline.beam import ENGINES, EngineUnavailable, check_engine
+    from pipeline.failures import PreflightError, check_data_root, check_metadata, disk_full
     from pipeline.flink import FlinkSetupError
 
     config = config_of(args)
-    try:  # before anything slow: an engine that cannot take jobs is one line, not a hang
+    if not args.no_generate and os.path.abspath(args.data_root) == os.path.abspath(configs.DATA_ROOT):
+        from tfdet.dataio.synthetic import DEFAULT_NUM_UNLABELLED, generate_default_dataset
+
+        generate_default_dataset(os.path.dirname(configs.DATA_ROOT), os.path.basename(configs.DATA_ROOT),
+                                 num_unlabelled=DEFAULT_NUM_UNLABELLED)
+    try:  # before anything slow: what cannot work is one line, not a hang or a traceback
+        check_data_root(config.data_root, config.train_pattern, config.eval_pattern)
+        check_metadata(config.metadata_path)
         check_engine(config.beam, config.beam_pipeline_args())
-    except (EngineUnavailable, FlinkSetupError) as error:
+    except (PreflightError, EngineUnavailable, FlinkSetupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     from pipeline.console import quiet_console
@@ -125,11 +138,6 @@ def run(args: argparse.Namespace) -> int:
                                                     *runtime_args(config.beam, config.beam_pipeline_args())])
     sys.path.insert(0, configs.REPO_ROOT)  # the components import models.* and components.*
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [configs.REPO_ROOT, os.environ.get("PYTHONPATH")]))
-    if not args.no_generate and os.path.abspath(args.data_root) == os.path.abspath(configs.DATA_ROOT):
-        from tfdet.dataio.synthetic import DEFAULT_NUM_UNLABELLED, generate_default_dataset
-
-        generate_default_dataset(os.path.dirname(configs.DATA_ROOT), os.path.basename(configs.DATA_ROOT),
-                                 num_unlabelled=DEFAULT_NUM_UNLABELLED)
     if config.unlabelled_pattern and not unlabelled_files(config):
         print(f"batch inference off: no file matches {config.unlabelled_pattern} under {config.data_root}")
         config = dataclasses.replace(config, unlabelled_pattern=None)
@@ -149,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
     summary = collect(config.metadata_path, config.pipeline_root, failed=failure is not None)
     print(render(summary, time.perf_counter() - started))
     if failure is not None:
+        full = disk_full(failure, args.output_root)
+        if full:
+            print(f"error: {full}", file=sys.stderr)
+            return 1
         print("nothing was trained or pushed; the served model is unchanged")
         print(f"\nthe run stopped: {failure}")
         return 1
@@ -177,13 +189,24 @@ def operate(argv) -> int:
     if not os.path.exists(metadata):
         print(f"no pipeline metadata at {metadata}; run the pipeline first", file=sys.stderr)
         return 2
+    from pipeline.failures import PreflightError, check_metadata
+    from pipeline.run_lock import RunInProgress, RunLock, holder
+
     if argv[0] == "status":
+        running = holder(args.output_root)
         entries = lineage(metadata, serving)
-        print(json.dumps(entries, indent=2, default=str) if args.json else render_status(entries, serving))
+        if args.json:  # the list as before; a run in progress is said beside it
+            if running is not None:
+                print(f"a run is in progress: pid {running.get('pid')} on {running.get('host')}", file=sys.stderr)
+            print(json.dumps(entries, indent=2, default=str))
+        else:
+            print(render_status(entries, serving, running))
         return 0
     try:
-        target = rollback(metadata, serving, args.to)
-    except ValueError as error:
+        with RunLock(args.output_root):  # not while a run may push
+            check_metadata(metadata)
+            target = rollback(metadata, serving, args.to)
+    except (ValueError, RunInProgress, PreflightError) as error:
         print(f"rollback: {error}", file=sys.stderr)
         return 2
     print(f"v{args.to} is served again as {target} (recorded in MLMD as a rollback); the next run warm-starts "

@@ -134,10 +134,16 @@ def lineage(metadata_path: str, serving_dir: str) -> List[Dict]:
     return out
 
 
-def render_status(entries: List[Dict], serving_dir: str) -> str:
+def render_status(entries: List[Dict], serving_dir: str, running: Optional[Dict] = None) -> str:
+    """The lineage as text; ``running``: the holder of the run lock (pipeline/run_lock.py) when a run is going on."""
+    lines = []
+    if running is not None:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(running.get("started", 0)))
+        lines.append(f"a run is in progress: pid {running.get('pid')} on {running.get('host')} since {started} (what "
+                     f"follows may change when it pushes)")
     if not entries:
-        return f"nothing is served in {serving_dir}"
-    lines = [f"served versions in {serving_dir}, newest first (TF Serving serves v{entries[0]['version']}):"]
+        return "\n".join(lines + [f"nothing is served in {serving_dir}"])
+    lines.append(f"served versions in {serving_dir}, newest first (TF Serving serves v{entries[0]['version']}):")
     for entry in entries:
         head = f"v{entry['version']}  {entry.get('pushed_at', '?')}"
         if "rollback_of" in entry:

@@ -2,10 +2,10 @@
 
     python tests/mutation_score.py [--survivors]
 
-A mutant counts as caught when a test failed (or it ran out of time); "survived" and "no tests" count against the
-score. The score is caught / (every mutant that ran). A mutant whose run ended by a signal ("segfault": mutmut's
-name for any signal) counts as not run: here those were workers killed from outside (a stopped run, parallel
-children), not mutants caught; re-run them by name with ``mutmut run --max-children 1 NAME``.
+A mutant counts as caught only when a test failed on it. "survived", "no tests", a run out of time ("timeout") and a
+run ended by a signal ("segfault": mutmut's name for any signal) count against the score: a hang or a crash is not a
+test that noticed. The score is caught / (every mutant that ran); re-run one by name with ``mutmut run
+--max-children 1 NAME``.
 """
 
 import argparse
@@ -17,8 +17,8 @@ from collections import Counter
 
 from mutmut.stats import status_by_exit_code
 
-CAUGHT = ("killed", "timeout", "caught by type check")
-NOT_RUN = ("not checked", "skipped", "segfault")
+CAUGHT = ("killed", "caught by type check")
+NOT_RUN = ("not checked", "skipped")
 
 
 def main() -> int:

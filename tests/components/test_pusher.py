@@ -8,7 +8,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from components.pusher import Executor, Pusher, wait_for_free_version
+from components import pusher
+from components.pusher import STAGING_PREFIX, Executor, Pusher, wait_for_free_version
 from tfdet.export.serving import is_complete, latest_version
 
 
@@ -56,6 +57,61 @@ def test_a_push_right_after_one_cut_short_writes_a_whole_version_of_its_own(trai
     assert os.path.basename(destination) not in partial and int(os.path.basename(destination)) > int(partial[-1])
     assert is_complete(destination) and latest_version(str(serving_dir)) == destination
     assert tf.saved_model.load(destination)(tf.constant([1.5])).numpy().tolist() == [3.0]
+
+
+def numbered(serving_dir) -> list:
+    """The version directories TF Serving's file-system source would aspire: every name that is a number."""
+    return sorted(name for name in os.listdir(serving_dir) if name.isdigit()) if os.path.isdir(serving_dir) else []
+
+
+def test_a_version_appears_whole_or_not_at_all(trained, tmp_path, monkeypatch):
+    serving_dir = tmp_path / "serving"
+    seen = []
+    copy = pusher._copy_file
+
+    def watched(source, target):  # what TF Serving could list while each file is copied
+        seen.append((os.path.relpath(target, serving_dir), numbered(serving_dir)))
+        copy(source, target)
+
+    monkeypatch.setattr(pusher, "_copy_file", watched)
+    pushed = push(Executor(), trained, serving_dir, tmp_path / "pushed")
+    version = os.path.basename(pushed.get_string_custom_property("pushed_destination"))
+    assert len(seen) >= 3 and all(listed == [] for _, listed in seen)  # no number during the copy
+    assert all(target.startswith(STAGING_PREFIX + version) for target, _ in seen)
+    assert seen[-1][0].endswith("saved_model.pb")  # TF Serving's sign of a whole version comes last
+    assert numbered(serving_dir) == [version] and os.listdir(serving_dir) == [version]
+    assert is_complete(str(serving_dir / version))
+    assert tf.saved_model.load(str(serving_dir / version))(tf.constant([2.0])).numpy().tolist() == [4.0]
+
+
+def test_a_push_cut_short_leaves_no_number_and_the_next_push_clears_it(trained, tmp_path, monkeypatch):
+    serving_dir = tmp_path / "serving"
+    copy = pusher._copy_file
+
+    def killed_at_the_last_file(source, target):
+        if target.endswith("saved_model.pb"):
+            raise KeyboardInterrupt  # as a kill would stop it: the finally of the push still removes its copy
+        copy(source, target)
+
+    monkeypatch.setattr(pusher, "_copy_file", killed_at_the_last_file)
+    with pytest.raises(KeyboardInterrupt):
+        push(Executor(), trained, serving_dir, tmp_path / "pushed")
+    assert os.listdir(serving_dir) == []
+    # a SIGKILL leaves the staging folder itself: still no number, and the next push removes it
+    os.makedirs(serving_dir / f"{STAGING_PREFIX}1700000000-deadbeef" / "variables")
+    monkeypatch.setattr(pusher, "_copy_file", copy)
+    pushed = push(Executor(), trained, serving_dir, tmp_path / "pushed2")
+    assert os.listdir(serving_dir) == [os.path.basename(pushed.get_string_custom_property("pushed_destination"))]
+
+
+def test_an_object_store_gets_saved_model_pb_last_in_place(trained, tmp_path, monkeypatch):
+    order = []
+    monkeypatch.setattr(pusher, "is_local", lambda path: False)
+    monkeypatch.setattr(pusher.io_utils, "copy_file", lambda source, target, *a, **k: order.append(target) or
+                        tf.io.gfile.copy(source, target, overwrite=True))
+    pushed = push(Executor(), trained, tmp_path / "serving", tmp_path / "pushed")
+    destination = pushed.get_string_custom_property("pushed_destination")
+    assert order[-1] == os.path.join(destination, "saved_model.pb") and is_complete(destination)
 
 
 def test_tfx_own_pusher_records_the_cut_short_version_as_pushed(trained, tmp_path):

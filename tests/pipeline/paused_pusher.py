@@ -2,9 +2,9 @@
 
     python tests/pipeline/paused_pusher.py MARKER ARGS...     (ARGS: the local runner's)
 
-The Pusher copies a model into the serving directory file by file, ``saved_model.pb`` last (TF Serving's sign that a
-version is whole). When it reaches that file this wrapper writes the version's path to MARKER and waits there, so
-that the test can kill the run with a genuinely partial version on disk.
+The Pusher copies a model into a hidden staging folder of the serving directory file by file, ``saved_model.pb``
+last, then renames the folder to its version number. When it reaches that file this wrapper writes the staging
+folder's path to MARKER and waits there, so that the test can kill the run with a genuinely partial copy on disk.
 """
 
 import os
@@ -13,21 +13,21 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from tfx.utils import io_utils  # noqa: E402
+from components import pusher  # noqa: E402
 
 MARKER = sys.argv[1]
-_copy_file = io_utils.copy_file
+_copy_file = pusher._copy_file
 
 
-def copy_file_then_wait(src, dst, *args, **kwargs):
+def copy_file_then_wait(src, dst):
     if os.path.basename(dst) == "saved_model.pb" and f"{os.sep}serving_model{os.sep}" in dst:
         with open(MARKER, "w") as handle:
             handle.write(os.path.dirname(dst))
         time.sleep(3600)
-    return _copy_file(src, dst, *args, **kwargs)
+    return _copy_file(src, dst)
 
 
-io_utils.copy_file = copy_file_then_wait
+pusher._copy_file = copy_file_then_wait
 
 from pipeline.local_runner import main  # noqa: E402
 

@@ -116,6 +116,23 @@ def check_batch_inference(summary, data_root):
         assert [r["category_id"] for r in mine] == served["detection_classes"][image["id"], :count].numpy().tolist()
 
 
+def file_hashes(version_dir):
+    """sha256 of every file of a version folder, by its path inside the folder."""
+    import hashlib
+
+    found = {}
+    for directory, _, names in os.walk(version_dir):
+        for name in names:
+            path = os.path.join(directory, name)
+            found[os.path.relpath(path, version_dir)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return found
+
+
+def tf_serving_versions(serving_dir):
+    """The folders TF Serving's file-system source aspires: every name in the model's base path that is a number."""
+    return sorted((name for name in os.listdir(serving_dir) if name.isdigit()), key=int)
+
+
 def gate_lines(printed):
     return [line for line in printed.splitlines() if line.startswith("the run stopped: BoxGate")]
 
@@ -158,12 +175,16 @@ def test_the_retraining_story(tmp_path, capsys):
     assert json.load(open(os.path.join(versions_now[0], "label_map.json"))) == {"0": "square", "1": "disc"}
     assert json.load(open(os.path.join(versions_now[0], "tfdet_model.json")))["model"]["head"]["num_classes"] == 2
     check_batch_inference(summary, data_root)
-    # the bar is real: the same detector untrained, served the same way, scores far below it
+    # the bar is real: the same detector untrained, served the same way, scores far below it -- one whose prior
+    # puts every anchor's score at 0.5, so that it answers with a full set of (random) detections, not with none
     import tfdet
     from tfdet.export import export_saved_model
 
-    untrained = export_saved_model(tfdet.create_model("tiny", num_classes=2), str(tmp_path / "untrained"))
+    guesser = tfdet.create_model("tiny", num_classes=2, **{"head.prior_prob": 0.5})
+    untrained = export_saved_model(guesser, str(tmp_path / "untrained"))
     eval_records = read_records(f"{data_root}/span-1/eval-*.tfrecord")
+    guesses = tf.saved_model.load(untrained).signatures["serving_default"](examples=tf.constant(eval_records))
+    assert guesses["num_detections"].numpy().min() >= 50  # it does answer, for every image
     assert evaluate_saved_model(untrained, eval_records, 2)["AP50"] < 0.1
 
     # 2. nothing new: every component is served from the cache (the same arguments: Beam's are part of the key)
@@ -188,8 +209,11 @@ def test_the_retraining_story(tmp_path, capsys):
     assert len(versions(serving_dir)) == 1  # nothing pushed by the killed run
     marker = str(tmp_path / "pusher_paused")
     process = start(data_root, output_root, *span_2, wrapper=[os.path.join(HERE, "paused_pusher.py"), marker])
+    served_before = tf_serving_versions(serving_dir)
     partial = kill_when(process, lambda: os.path.exists(marker) and open(marker).read())
     assert os.path.isdir(partial) and not is_complete(partial)  # the Pusher died mid-copy
+    # what TF Serving's file-system source sees (every numbered folder): not one more than before
+    assert tf_serving_versions(serving_dir) == served_before and os.path.basename(partial).startswith(".")
     trained = _latest(_store(metadata_path), "Model")
     history = json.load(open(os.path.join(trained.uri, "training_history.json")))
     assert history["resumed_from"] and history["resumed_from"].startswith(os.path.dirname(found[0]))
@@ -197,10 +221,11 @@ def test_the_retraining_story(tmp_path, capsys):
     assert history["warm_started_from"] == versions_now[0]
     assert run(data_root, output_root, *span_2) == 0
     printed = capsys.readouterr().out
-    assert f"warning: incomplete version(s) {os.path.basename(partial)}" in printed
     summary = collect(metadata_path, layout["pipeline_root"])
     whole = versions(serving_dir)
-    assert len(whole) == 2 and summary["pushed_model"] == whole[-1] and partial not in whole, printed[-4000:]
+    assert len(whole) == 2 and summary["pushed_model"] == whole[-1], printed[-4000:]
+    # the next push cleared what the cut one left; every numbered folder is a whole version
+    assert not os.path.exists(partial) and tf_serving_versions(serving_dir) == [os.path.basename(v) for v in whole]
     assert latest_version(serving_dir) == whole[-1]
     assert "examples: train 48, eval 16" in printed and "on spans 2, 1" in printed
     assert summary["comparison"]["baseline_model"] == whole[0]
@@ -253,7 +278,7 @@ def test_the_retraining_story(tmp_path, capsys):
         if name == "data_validation.ipynb":
             assert "BoxGate passed: False" in text and "drift span 1 -> 2: classes L-inf " in text
         else:
-            assert "TFMA analysis (eval split): {" in text and "per-class AP@0.5 0: candidate " in text
+            assert "TFMA analysis (eval split): {" in text and "per-class AP@0.5 square: candidate " in text
             assert "served model: " + whole[-1] in text
 
     # 5. span 6: sound pixels, every train label swapped: trained on it alone, genuinely worse, refused
@@ -264,9 +289,16 @@ def test_the_retraining_story(tmp_path, capsys):
     comparison = collect(metadata_path)["comparison"]
     assert not comparison["blessed"] and comparison["baseline_model"] == whole[-1]
     assert comparison["candidate_map50"] < 0.5 <= comparison["baseline_map50"]
+    # each rule refuses it on its own numbers: the value bar, the change against the served model, and the classes
+    reasons = comparison["reasons"]
     assert any(r.startswith(f"mAP@0.5 {comparison['candidate_map50']:.3f} is below the value threshold 0.5 "
                             f"(min_map50; pycocotools, eval split: mean over 2 classes with eval boxes)")
-               for r in comparison["reasons"])
+               for r in reasons), reasons
+    assert any(r.startswith(f"mAP@0.5 {comparison['candidate_map50']:.3f} vs served "
+                            f"{comparison['baseline_map50']:.3f}: a change of -") and "(max_map50_drop;" in r
+               for r in reasons), reasons
+    assert sorted(r.split(" AP@0.5 ")[0] for r in reasons if "(max_class_ap50_drop;" in r) == [
+        "class 'disc'", "class 'square'"], reasons  # both classes lost more than 0.1, each named
     assert "blessed: NO" in printed and "the candidate was NOT blessed: nothing was pushed" in printed
     assert versions(serving_dir) == whole
     for now, then in zip(served_detections(whole[-1], data_root), before):
@@ -281,6 +313,15 @@ def test_the_retraining_story(tmp_path, capsys):
     assert main(["rollback", "--output-root", str(output_root), "--to", first]) == 0
     restored = latest_version(serving_dir)
     assert os.path.basename(restored) not in (first, os.path.basename(whole[-1]))
+    # restored by content: every file byte-equal to v<first>'s, the same detections, and the lineage says so
+    assert file_hashes(restored) == file_hashes(whole[0]) != file_hashes(whole[-1])
+    for now, then in zip(served_detections(restored, data_root), served_detections(whole[0], data_root)):
+        np.testing.assert_array_equal(now, then)
+    capsys.readouterr()
+    assert main(["status", "--output-root", str(output_root), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status[0]["version"] == int(os.path.basename(restored)) and status[0]["rollback_of"] == f"v{first}"
+    assert status[0]["training"]["model_uri"] == status[-1]["training"]["model_uri"]  # v<first>'s own lineage
     write_span(str(data_root), 7)
     assert run(data_root, output_root, "--window-spans", "1") == 0
     capsys.readouterr()
