@@ -9,7 +9,7 @@ DATA ?= data
 PYTEST_ARGS ?= -n auto
 
 .PHONY: setup run data test test-slow mutation cluster cluster-down bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	bench-peers bench-profile bench-ops bench-conv bench-trace bench-teardown bench-tflite bench-ab bench-beam weights lint clean
+	bench-peers bench-profile bench-ops bench-conv bench-trace bench-teardown bench-tflite bench-ab bench-beam bench-scale weights lint clean
 
 setup: $(STAMP)
 
@@ -106,6 +106,12 @@ bench-teardown: setup
 bench-beam: setup
 	$(PY) -m pipeline.cluster fetch
 	$(PY) benchmarks/beam_engines.py
+
+# the data steps as the data grows: 1k, 10k, 100k examples on the DirectRunner and on Flink (2 TaskManagers), batch
+# inference on 10k images; per component the fixed cost, seconds per 10k and peak memory (starts and stops the cluster)
+bench-scale: setup
+	$(PY) -m pipeline.cluster fetch
+	$(PY) benchmarks/scale.py
 
 # a change measured before and after under the peers protocol: make bench-ab BASE=<commit>
 bench-ab: setup
