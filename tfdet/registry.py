@@ -6,7 +6,7 @@ way the seed's configs are written::
 
     from tfdet.registry import NECKS
 
-    @NECKS.register("fpn")
+    @NECKS.register()  # as "FPN" (its class name); "fpn" finds it too
     class FPN(tf_keras.layers.Layer):
         ...
 
@@ -184,6 +184,7 @@ SAMPLERS = Registry("sampler", builtins=("tfdet.core",))
 BOX_CODERS = Registry("box coder", builtins=("tfdet.core",))
 LOSSES = Registry("loss", builtins=("tfdet.models.losses",))
 PIPELINE_STEPS = Registry("pipeline step", builtins=("tfdet.dataio.steps",))
+IMPORTERS = Registry("importer", builtins=("tfdet.dataio.importers",))
 
 __all__ = [
     "Registry",
@@ -196,4 +197,5 @@ __all__ = [
     "BOX_CODERS",
     "LOSSES",
     "PIPELINE_STEPS",
+    "IMPORTERS",
 ]

@@ -13,8 +13,8 @@ from learnable_data import write_span  # tests/ is on the path (its conftest)
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.configs import output_layout
-from pipeline.operate import _store
-from pipeline.run_lock import LOCK_FILE, holder
+from pipeline.operations.run_lock import LOCK_FILE, holder
+from pipeline.operations.served import _store
 from tfdet.export.serving import versions
 
 pytestmark = pytest.mark.slow

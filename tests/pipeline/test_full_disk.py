@@ -16,8 +16,8 @@ import pytest
 from learnable_data import write_span  # tests/ is on the path (its conftest)
 
 from pipeline.configs import output_layout
-from pipeline.failures import check_metadata
-from pipeline.operate import lineage
+from pipeline.operations.failures import check_metadata
+from pipeline.operations.served import lineage
 from tfdet.export.serving import is_complete, versions
 
 pytestmark = pytest.mark.slow

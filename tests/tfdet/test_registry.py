@@ -84,4 +84,4 @@ def test_builtin_entries_load_on_first_lookup():
     code = ("from tfdet.registry import NECKS, LOSSES, PIPELINE_STEPS; "
             "print(sorted(NECKS.names), 'focalloss' in LOSSES, len(PIPELINE_STEPS) >= 6)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['FPN', 'fpn'] True True"
+    assert out.strip() == "['FPN'] True True"

@@ -29,7 +29,7 @@ class AssignResult:
         return tf.equal(self.gt_index, NEGATIVE)
 
 
-@ASSIGNERS.register("max_iou_assigner", aliases=("MaxIoUAssigner",))
+@ASSIGNERS.register()
 class MaxIoUAssigner:
     """mmdetection's MaxIoUAssigner, vectorised over the batch.
 

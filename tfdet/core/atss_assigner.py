@@ -12,7 +12,7 @@ from tfdet.core.centerness import point_box_distances
 from tfdet.registry import ASSIGNERS
 
 
-@ASSIGNERS.register("atss_assigner", aliases=("ATSSAssigner",))
+@ASSIGNERS.register()
 class ATSSAssigner:
     """Per box: the ``topk`` anchors of each level whose centres lie closest to the box centre are
     candidates; a candidate is positive when its IoU with the box reaches the mean plus the standard

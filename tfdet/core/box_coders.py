@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfdet.registry import BOX_CODERS
 
 
-@BOX_CODERS.register("deltaxywh")
+@BOX_CODERS.register(aliases=("deltaxywh",))
 class DeltaXYWHCoder:
     """mmdetection's DeltaXYWHBBoxCoder: (dx, dy, dw, dh) relative to the anchor.
 
@@ -61,7 +61,7 @@ class DeltaXYWHCoder:
         return {"name": "deltaxywh", "scale_factors": self.scale_factors, "wh_ratio_clip": self.wh_ratio_clip}
 
 
-@BOX_CODERS.register("distance", aliases=("DistancePointBBoxCoder",))
+@BOX_CODERS.register(aliases=("distance", "DistancePointBBoxCoder"))
 class DistancePointCoder:
     """Boxes as distances from a point to their sides (FCOS; mmdetection's DistancePointBBoxCoder).
 

@@ -13,7 +13,7 @@ from tfdet.registry import ASSIGNERS
 INF = 1e8
 
 
-@ASSIGNERS.register("fcos_assigner", aliases=("FCOSAssigner",))
+@ASSIGNERS.register()
 class FCOSAssigner:
     """mmdetection FCOSHead's target assignment, vectorised over the batch.
 

@@ -8,6 +8,9 @@ import tensorflow as tf
 
 from tfdet.core.box_ops import pairwise_iou
 
+# mmdetection's RetinaNet test settings: every head's defaults (heads/base.DEFAULT_TEST_CFG) and this module's
+NMS_PRE, SCORE_THR, IOU_THRESHOLD, MAX_PER_IMG = 1000, 0.05, 0.5, 100
+
 
 def top_k_per_level(scores: tf.Tensor, k: int) -> tf.Tensor:
     """Indices [B, k'] of the ``k`` anchors with the highest best-class score; k' = min(k, N)."""
@@ -22,8 +25,8 @@ def _normalised(boxes: tf.Tensor, image_height, image_width) -> tf.Tensor:
     return tf.cast(boxes, tf.float32) / size
 
 
-def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_width, score_thr: float = 0.05,
-                   iou_threshold: float = 0.5, max_per_img: int = 100,
+def class_wise_nms(boxes: tf.Tensor, scores: tf.Tensor, image_height, image_width, score_thr: float = SCORE_THR,
+                   iou_threshold: float = IOU_THRESHOLD, max_per_img: int = MAX_PER_IMG,
                    soft_nms_sigma: float = 0.0) -> Dict[str, tf.Tensor]:
     """Per-class NMS over candidate boxes of a batch.
 
@@ -97,7 +100,7 @@ def _soft_nms(boxes: tf.Tensor, scores: tf.Tensor, score_thr: float, iou_thresho
 
 
 def box_voting(detections: Dict[str, tf.Tensor], boxes: tf.Tensor, scores: tf.Tensor, image_height, image_width,
-               iou_threshold: float, score_thr: float = 0.05) -> Dict[str, tf.Tensor]:
+               iou_threshold: float, score_thr: float = SCORE_THR) -> Dict[str, tf.Tensor]:
     """Each kept box becomes the score-weighted mean of the candidates of its class that overlap it by at least
     ``iou_threshold`` (Gidaris and Komodakis, "Object detection via a multi-region & semantic segmentation-aware
     CNN model", 2015): NMS keeps one of many nearby boxes, the mean of them sits closer to the object.

@@ -8,7 +8,7 @@ from tfdet.core.assigners import AssignResult
 from tfdet.registry import SAMPLERS
 
 
-@SAMPLERS.register("pseudo", aliases=("PseudoSampler",))
+@SAMPLERS.register(aliases=("pseudo",))
 class PseudoSampler:
     """Keeps every positive and negative anchor (RetinaNet: focal loss does the balancing).
 

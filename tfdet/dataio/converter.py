@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-import tensorflow as tf
 from tqdm.auto import tqdm
 
+from tfdet.dataio.annotations import EncodedRecord, RecordError, encode_record
 from tfdet.dataio.label_map import label_map_path, read_label_map, write_label_map
-from tfdet.dataio.records import EncodedRecord, RecordError, encode_record
+from tfdet.dataio.shard_writer import ShardWriter
 from tfdet.dataio.workers import ordered_map
 from tfdet.files import write_json
 
 _INLINE_BELOW = 32  # records; a process pool costs more than it saves below this
-_TEMP_SUFFIX = ".tmp"
 
 
 @dataclass
@@ -108,24 +106,6 @@ def _describe(item: Tuple[int, Any]) -> str:
     return f"record {index}" + (f" ({path})" if isinstance(path, str) else "")
 
 
-def _shard_paths(output_dir: str, prefix: str, num_shards: int) -> List[str]:
-    return [os.path.join(output_dir, f"{prefix}-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)]
-
-
-def _files_of_prefix(output_dir: str, prefix: str) -> Tuple[List[str], List[str]]:
-    """(shards, temp files) of exactly this prefix: ``{prefix}-NNNNN-of-NNNNN.tfrecord[.tmp]``.
-
-    A glob such as ``train-*`` would also match another prefix (``train-hard``).
-    """
-    pattern = re.compile(rf"{re.escape(prefix)}-\d{{5}}-of-\d{{5}}\.tfrecord({re.escape(_TEMP_SUFFIX)})?")
-    shards, temps = [], []
-    for name in sorted(os.listdir(output_dir)):
-        match = pattern.fullmatch(name)
-        if match:
-            (temps if match.group(1) else shards).append(os.path.join(output_dir, name))
-    return shards, temps
-
-
 def convert_dataset_to_tfrecord(
     dataset: Iterable[Mapping[str, Any]],
     num_shards: int = 16,
@@ -143,16 +123,19 @@ def convert_dataset_to_tfrecord(
 
     Record ``i`` goes to shard ``i % num_shards`` of
     ``{output_dir}/{prefix}-XXXXX-of-YYYYY.tfrecord``, so the output depends
-    only on the input order (and not on the number of workers).
+    only on the input order (and not on the number of workers); a shard
+    that would stay empty (fewer records than shards) is not made, and the
+    others are numbered 0..K-1 of K.
 
-    Guarantees: files are written under temporary names (``*.tfrecord.tmp``)
-    and renamed at the end, so a failed conversion leaves no shard behind;
-    temporary files left by an earlier, killed conversion of this prefix are
-    removed at the start; older shards of exactly this prefix are replaced
-    (and listed in the report's ``replaced``), while files of any other
-    prefix (``train-hard`` beside ``train``) are never touched. Bad records,
-    a worker that dies, raises something unexpected or hangs for longer than
-    ``worker_timeout`` end the conversion with an error: it never hangs.
+    Guarantees (:class:`~tfdet.dataio.shard_writer.ShardWriter`): files are
+    written under temporary names and renamed at the end, so a failed
+    conversion leaves no shard behind; temporary files left by an earlier,
+    killed conversion of this prefix are removed at the start; older shards
+    of exactly this prefix are replaced (and listed in the report's
+    ``replaced``), while files of any other prefix (``train-hard`` beside
+    ``train``) are never touched. Bad records, a worker that dies, raises
+    something unexpected or hangs for longer than ``worker_timeout`` end
+    the conversion with an error: it never hangs.
 
     Besides the shards it writes ``{prefix}-report.json`` (the report below)
     and ``label_map.json`` (id -> name). An existing ``label_map.json`` in
@@ -163,7 +146,7 @@ def convert_dataset_to_tfrecord(
         dataset: records ``{'image_path': str, 'bboxes': [[y_min, x_min,
             y_max, x_max], ...] in pixels, 'labels': [{'id': int, 'name':
             str}, ...]}``; optional ``'source_id'``. Empty boxes are legal.
-        num_shards: number of output files.
+        num_shards: number of output files at most.
         output_dir: created if missing.
         prefix: shard file prefix, e.g. ``"train"`` or ``"eval"``.
         num_classes: if given, label ids must be below it.
@@ -186,10 +169,7 @@ def convert_dataset_to_tfrecord(
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    if not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"num_shards must be a positive integer, got {num_shards!r}")
-    if not re.fullmatch(r"[\w.][\w.-]*", prefix):
-        raise ValueError(f"prefix must be a plain file-name prefix (letters, digits, '_', '.', '-'), got {prefix!r}")
+    shards = ShardWriter(output_dir, prefix, num_shards)  # checks num_shards and prefix
     started = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)
     existing = label_map_path(output_dir)
@@ -206,58 +186,38 @@ def convert_dataset_to_tfrecord(
         num_workers = 1
     worker = partial(_encode_or_error, num_classes=num_classes, prefix=f"{prefix}-")
 
-    report = ConversionReport(examples_per_shard=[0] * num_shards)
-    old_shards, stale_temps = _files_of_prefix(output_dir, prefix)
-    for path in stale_temps:  # left by a conversion that was killed
-        os.remove(path)
-    final_paths = _shard_paths(output_dir, prefix, num_shards)
-    temp_paths = [path + _TEMP_SUFFIX for path in final_paths]
-    writers = [tf.io.TFRecordWriter(path) for path in temp_paths]
+    report = ConversionReport()
     images: Dict[str, List[int]] = {}
     source_ids: Dict[str, List[int]] = {}
     stream = ordered_map(worker, enumerate(dataset), num_workers=num_workers, timeout=worker_timeout,
                          describe=_describe)
     try:
-        for result in tqdm(stream, total=total, desc=f"convert {prefix}", unit="img", disable=not show_progress):
-            report.records_seen += 1
-            try:
-                if isinstance(result, RecordError):
-                    raise result
-                labels.check(result)
-            except RecordError as error:
-                if on_error == "raise":
-                    raise
-                report.rejected += 1
-                report.rejections.append(Rejection(error.index, error.image_path, error.code, str(error)))
-                report.rejected_by_reason[error.code] = report.rejected_by_reason.get(error.code, 0) + 1
-                continue
-            if result.reoriented:
-                report.reoriented.append(result.index)
-            images.setdefault(result.image_path, []).append(result.index)
-            source_ids.setdefault(result.source_id, []).append(result.index)
-            shard = result.index % num_shards
-            writers[shard].write(result.serialized)
-            report.examples_per_shard[shard] += 1
-            report.written += 1
-            report.boxes_written += len(result.labels)
-    except BaseException:
-        for writer in writers:
-            writer.close()
-        for path in temp_paths:
-            if os.path.exists(path):
-                os.remove(path)
-        raise
+        with shards:
+            for result in tqdm(stream, total=total, desc=f"convert {prefix}", unit="img",
+                               disable=not show_progress):
+                report.records_seen += 1
+                try:
+                    if isinstance(result, RecordError):
+                        raise result
+                    labels.check(result)
+                except RecordError as error:
+                    if on_error == "raise":
+                        raise
+                    report.rejected += 1
+                    report.rejections.append(Rejection(error.index, error.image_path, error.code, str(error)))
+                    report.rejected_by_reason[error.code] = report.rejected_by_reason.get(error.code, 0) + 1
+                    continue
+                if result.reoriented:
+                    report.reoriented.append(result.index)
+                images.setdefault(result.image_path, []).append(result.index)
+                source_ids.setdefault(result.source_id, []).append(result.index)
+                shards.write(result.index, result.serialized)
+                report.written += 1
+                report.boxes_written += len(result.labels)
     finally:
         stream.close()
-    for writer in writers:
-        writer.close()
-    for stale in old_shards:
-        os.remove(stale)
-    for temp, final in zip(temp_paths, final_paths):
-        os.replace(temp, final)
-
-    report.shards = final_paths
-    report.replaced = [os.path.basename(path) for path in old_shards + stale_temps]
+    report.shards, report.examples_per_shard, report.replaced = shards.shards, shards.examples_per_shard, \
+        shards.replaced
     report.duplicate_images = {k: v for k, v in images.items() if len(v) > 1}
     report.duplicate_source_ids = {k: v for k, v in source_ids.items() if len(v) > 1}
     report.label_map = dict(sorted(labels.names.items()))

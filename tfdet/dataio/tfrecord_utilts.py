@@ -3,8 +3,8 @@
 The implementation lives in :mod:`tfdet.dataio.converter`.
 """
 
+from tfdet.dataio.annotations import RecordError
 from tfdet.dataio.converter import ConversionReport, convert_dataset_to_tfrecord
-from tfdet.dataio.records import RecordError
 from tfdet.dataio.workers import WorkerError
 
 __all__ = ["convert_dataset_to_tfrecord", "ConversionReport", "RecordError", "WorkerError"]

@@ -12,8 +12,8 @@ import tensorflow as tf
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from tfdet.core.detections import boxes_to_original, split_detections
 from tfdet.dataio.pipeline import pipeline
-from tfdet.models.preprocessing import boxes_to_original
 
 COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -153,19 +153,14 @@ def collect_detections(model, dataset: tf.data.Dataset, **test_overrides: Any
         if window is None:  # no letterbox: the input is the whole image
             window = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [tf.shape(batch["image"])[0], 1])
         gt_boxes = boxes_to_original(tf.cast(batch["bboxes"], tf.float32), window).numpy()
-        dt_boxes = boxes_to_original(found["detection_boxes"], window).numpy()
         sizes, masks, labels = (batch[key].numpy() for key in ("original_size", "mask", "labels"))
-        counts = found["num_detections"].numpy()
-        scores, classes = found["detection_scores"].numpy(), found["detection_classes"].numpy()
-        for i in range(sizes.shape[0]):
+        ids = list(range(len(ground_truth), len(ground_truth) + sizes.shape[0]))
+        for i, image_id in enumerate(ids):
             height, width = (int(v) for v in sizes[i])
             scale = np.array([height, width, height, width], np.float32)
-            image_id = len(ground_truth)
             ground_truth.append({"image_id": image_id, "height": height, "width": width,
                                  "boxes": gt_boxes[i][masks[i]] * scale, "labels": labels[i][masks[i]]})
-            count = int(counts[i])
-            detections.append({"image_id": image_id, "boxes": dt_boxes[i, :count] * scale,
-                               "scores": scores[i, :count], "classes": classes[i, :count]})
+        detections += split_detections(found, sizes, window, ids)
     return ground_truth, detections
 
 

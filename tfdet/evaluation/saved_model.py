@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from tfdet.core.detections import split_detections
 from tfdet.dataio import features
 from tfdet.evaluation.coco import coco_metrics
 
@@ -29,15 +30,10 @@ def saved_model_detections(saved_model_dir: str, records: Sequence[bytes], truth
     serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
     detections = []
     for start in range(0, len(records), batch_size):
+        images = truth[start:start + batch_size]
         out = serve(examples=tf.constant(list(records[start:start + batch_size])))
-        for i in range(int(out["num_detections"].shape[0])):
-            image = truth[start + i]
-            count = int(out["num_detections"][i])
-            scale = [image["height"], image["width"], image["height"], image["width"]]
-            detections.append({"image_id": image["image_id"],
-                               "boxes": out["detection_boxes"][i, :count].numpy() * scale,
-                               "scores": out["detection_scores"][i, :count].numpy(),
-                               "classes": out["detection_classes"][i, :count].numpy()})
+        detections += split_detections(out, [(image["height"], image["width"]) for image in images],
+                                       image_ids=[image["image_id"] for image in images])
     return detections
 
 

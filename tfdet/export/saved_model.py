@@ -13,6 +13,9 @@ decode, letterbox and normalise inside the graph and return, for K =
   ``detection_classes`` int32 [B, K]; ``num_detections`` int32 [B];
 * ``xmin``, ``ymin``, ``xmax``, ``ymax``, ``classes``, ``scores`` float32
   [B, K]: the columns TFMA's COCO metrics stack (``predictions_to_stack``);
+* ``image_size`` int32 [B, 2]: each image's (height, width) in pixels, upright
+  (after its EXIF orientation), what the normalised boxes scale by (0, 0 for an
+  image that was not valid);
 * ``valid`` bool [B] and ``error`` string [B]: an image that is not a JPEG or
   PNG, is cut short or declares more than ``max_pixels`` pixels (checked from
   its header, before decoding), or an ``examples`` row that is not a
@@ -30,10 +33,10 @@ from typing import Any, Dict, Mapping, Optional
 
 import tensorflow as tf
 
+from tfdet.core.detections import boxes_to_original
 from tfdet.dataio import features
 from tfdet.dataio.image_format import DEFAULT_MAX_PIXELS
 from tfdet.dataio.label_map import write_label_map
-from tfdet.models.preprocessing import boxes_to_original
 
 # the signature TFX's BulkInferrer runs (pipeline/pipeline.py)
 BULK_SIGNATURE = "bulk_inference"
@@ -60,6 +63,7 @@ class _DetectorModule(tf.Module):
         index = tf.strings.as_string(tf.range(tf.shape(encoded)[0]))
         error = tf.where(valid, "", tf.strings.join(["image ", index, ": ", prepared["error"]]))
         return {
+            "image_size": tf.where(valid[:, None], prepared["sizes"], 0),
             "detection_boxes": boxes,
             "detection_scores": scores,
             "detection_classes": classes,
@@ -74,7 +78,8 @@ class _DetectorModule(tf.Module):
     def _empty(self) -> Dict[str, tf.Tensor]:
         rows = int(self.overrides.get("max_per_img", self.model.head.test_cfg["max_per_img"]))
         columns = {key: tf.zeros([0, rows]) for key in ("xmin", "ymin", "xmax", "ymax", "classes", "scores")}
-        return {"detection_boxes": tf.zeros([0, rows, 4]), "detection_scores": tf.zeros([0, rows]),
+        return {"image_size": tf.zeros([0, 2], tf.int32), "detection_boxes": tf.zeros([0, rows, 4]),
+                "detection_scores": tf.zeros([0, rows]),
                 "detection_classes": tf.zeros([0, rows], tf.int32), "num_detections": tf.zeros([0], tf.int32),
                 **columns, "valid": tf.zeros([0], tf.bool), "error": tf.zeros([0], tf.string)}
 

@@ -1,87 +1,18 @@
-"""Keras callbacks that need nothing but the model (the seed's import path): checkpoint + resume.
+"""The seed's import path of the checkpoint + resume callback: ``from tfdet.models.callbacks import CheckpointResume``.
 
-COCO evaluation during training is :class:`tfdet.training.callbacks.CocoEvaluation`.
+The class lives with the other training callbacks, in :mod:`tfdet.training.callbacks`; it is looked up there on
+first use, so that the models package imports nothing of training.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import importlib
+from typing import Any
 
-import tensorflow as tf
-import tf_keras
-
-
-class CheckpointResume(tf_keras.callbacks.Callback):
-    """Saves model + optimizer + epoch each epoch and resumes from the newest checkpoint.
-
-    Usage::
-
-        resume = CheckpointResume("runs/exp1/checkpoints")
-        model.fit(train_ds, epochs=12, initial_epoch=resume.initial_epoch, callbacks=[resume])
-
-    Run the same lines again after an interruption: the weights and the
-    optimizer state are restored at the start of ``fit`` and training goes on
-    from the epoch after the last saved one.
-
-    Why not ``tf_keras.callbacks.BackupAndRestore``: it deletes its backup when ``fit`` completes, so a
-    finished run cannot be extended with more epochs (``tfdet train ... --epochs N`` again) and leaves
-    no checkpoint to export or evaluate (``tfdet export WORK_DIR``); this callback keeps the newest
-    ``max_to_keep`` checkpoints for both.
-
-    Args:
-        directory: where checkpoints go (created if missing) and are restored from.
-        max_to_keep: checkpoints kept.
-        every_n_epochs: save period.
-        save_to: where this process writes its checkpoints instead (default: ``directory``): the non-chief workers
-            of a multi-worker run take part in every save, as TensorFlow requires, but write to a folder of their
-            own, so that only the chief's copy is the one restored.
-    """
-
-    def __init__(self, directory: str, max_to_keep: int = 3, every_n_epochs: int = 1,
-                 save_to: Optional[str] = None) -> None:
-        super().__init__()
-        self.directory, self.max_to_keep, self.every_n_epochs = directory, max_to_keep, every_n_epochs
-        self.save_to = save_to or directory
-        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self._manager: Optional[tf.train.CheckpointManager] = None
-        self.restored_from: Optional[str] = None
-
-    @property
-    def initial_epoch(self) -> int:
-        """The epoch the newest checkpoint ended (0 without one): pass it to ``fit``."""
-        latest = tf.train.latest_checkpoint(self.directory)
-        if latest is None:
-            return 0
-        return int(tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
-
-    def _checkpoint_manager(self) -> tf.train.CheckpointManager:
-        if self._manager is None:
-            checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer, epoch=self._epoch)
-            self._manager = tf.train.CheckpointManager(checkpoint, self.save_to, max_to_keep=self.max_to_keep)
-        return self._manager
-
-    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        manager = self._checkpoint_manager()
-        latest = tf.train.latest_checkpoint(self.directory)
-        if latest:
-            if not self.model.built and hasattr(self.model, "build_model"):
-                self.model.build_model()
-            # the optimizer's slots are restored when its first step creates them; a resumed run with no
-            # step left never creates them, which is no reason for TensorFlow's unrestored-values warnings
-            manager.checkpoint.restore(latest).expect_partial()
-            self.restored_from = latest
-            print(f"CheckpointResume: restored {latest} (epoch {int(self._epoch.numpy())})")
-
-    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
-        self._epoch.assign(epoch + 1)
-        if (epoch + 1) % self.every_n_epochs == 0:
-            self._checkpoint_manager().save(checkpoint_number=epoch + 1)
-
-    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        # with an EMA of the weights, fit swaps the average in after the last epoch's save: the newest checkpoint
-        # is saved again so that what is exported or evaluated from the work dir is the model fit returned
-        if getattr(self.model.optimizer, "use_ema", False) and self._manager is not None:
-            self._manager.save(checkpoint_number=int(self._epoch.numpy()))
+__all__ = ["CheckpointResume"]  # noqa: F822 (served by __getattr__)
 
 
-__all__ = ["CheckpointResume"]
+def __getattr__(name: str) -> Any:
+    if name == "CheckpointResume":
+        return importlib.import_module("tfdet.training.callbacks").CheckpointResume
+    raise AttributeError(f"module 'tfdet.models.callbacks' has no attribute {name!r}")

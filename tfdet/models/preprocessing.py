@@ -71,13 +71,3 @@ class Preprocessor:
         out = tf.map_fn(one, encoded, fn_output_signature=signature)
         return {"images": out["image"], "windows": out["window"], "sizes": out["size"], "valid": out["valid"],
                 "error": out["error"]}
-
-
-def boxes_to_original(boxes: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
-    """Boxes [B, K, 4] normalised to the letterboxed input -> normalised to the original image.
-
-    ``window`` [B, 4] is the region of the input that holds the image.
-    """
-    origin = tf.concat([window[:, :2], window[:, :2]], axis=-1)[:, None, :]
-    extent = tf.concat([window[:, 2:] - window[:, :2]] * 2, axis=-1)[:, None, :]
-    return tf.clip_by_value((boxes - origin) / extent, 0.0, 1.0)

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tf_keras
 from PIL import Image
 
+from tfdet.core.detections import split_detections
 from tfdet.visualization import draw_detections
 
 
@@ -46,13 +47,13 @@ class DetectionImages(tf_keras.callbacks.Callback):
         height, width = pixels.shape[1:3]
         scale = np.array([height, width, height, width], np.float32)
         out = []
-        for i, image in enumerate(pixels):
-            count = int(found["num_detections"][i])
+        # the model's input as it is drawn: boxes in its pixels, no letterbox to undo
+        detected = split_detections(found, [(height, width)] * len(pixels))
+        for i, (image, mine) in enumerate(zip(pixels, detected)):
             truth = self.batch["bboxes"][i].numpy()[self.batch["mask"][i].numpy()] * scale
             picture = Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
-            out.append(np.asarray(draw_detections(
-                picture, found["detection_boxes"][i, :count].numpy() * scale, found["detection_scores"][i, :count],
-                found["detection_classes"][i, :count], self.label_map, truth=truth)))
+            out.append(np.asarray(draw_detections(picture, mine["boxes"], mine["scores"], mine["classes"],
+                                                  self.label_map, truth=truth)))
         return np.stack(out)
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:

@@ -28,7 +28,7 @@ import tf_keras
 
 from tfdet.dataio.label_map import label_map_beside, write_label_map
 from tfdet.dataio.pipeline import pipeline, training_batches
-from tfdet.dataio.record_files import count_records
+from tfdet.dataio.tfrecord_files import count_records
 from tfdet.evaluation import eval_dataset, evaluate_coco
 from tfdet.export import export_saved_model
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel

@@ -13,15 +13,16 @@ or a named source (``keras:resnet50_imagenet``, ``timm:<model>``, ``torchvision:
 import importlib
 from typing import Any
 
-# name -> submodule; resolved on first use, so that `tfdet.weights.fetch` (the cache, sha256 downloads) does not
-# import TensorFlow
-_EXPORTS = {"FetchError": "fetch", "cache_dir": "fetch", "Checkpoint": "readers", "init_backbone": "loading",
-            "load_state_dict": "loading", "CheckpointError": "readers", "read_weights": "readers", "NAMED": "sources",
-            "fetch_named": "sources", "load_checkpoint": "sources", "save_checkpoint": "sources"}
+# name -> module; resolved on first use, so that the cache and sha256 downloads (tfdet.files) import no TensorFlow
+_EXPORTS = {"FetchError": "tfdet.files", "cache_dir": "tfdet.files", "Checkpoint": "tfdet.weights.readers",
+            "init_backbone": "tfdet.weights.loading", "load_state_dict": "tfdet.weights.loading",
+            "CheckpointError": "tfdet.weights.readers", "read_weights": "tfdet.weights.readers",
+            "NAMED": "tfdet.weights.sources", "fetch_named": "tfdet.weights.sources",
+            "load_checkpoint": "tfdet.weights.sources", "save_checkpoint": "tfdet.weights.sources"}
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tfdet.weights' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"tfdet.weights.{_EXPORTS[name]}"), name)
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
-from tfdet.weights.fetch import FetchError, cache_dir, download
+from tfdet.files import FetchError, cache_dir, download
 from tfdet.weights.keras_resnet import convert_keras_resnet, is_keras_resnet
 from tfdet.weights.readers import Checkpoint, CheckpointError, WeightFile, read_weights
 

@@ -1,5 +1,7 @@
 """Sections and pipelines zoo entries share (not an entry: the package scan skips ``_`` modules)."""
 
+from typing import Optional, Sequence
+
 # mmdetection's RetinaNet head: 9 anchors per location (octave base 4, 3 scales, 3 ratios), max-IoU assignment,
 # all positives and negatives, focal + L1
 RETINA_HEAD = dict(
@@ -38,16 +40,20 @@ ATSS_HEAD = dict(
 )
 
 
-def letterbox_crop_flip(pattern: str, size: int, mean, std, vertical_flip: bool = False) -> list:
+def letterbox_crop_flip(pattern: str, size: int, mean, std, vertical_flip: bool = False,
+                        zoom_out: Optional[Sequence[float]] = None) -> list:
     """The CPU entries' training pipeline: letterboxed to ``size``, half of the images cropped and zoomed (up to
-    1.4x, aspect 0.75-1.33), flipped left-right (and upside down, for views from above), normalised."""
+    1.4x, aspect 0.75-1.33), flipped left-right (and upside down, for views from above), normalised. ``zoom_out``:
+    (min, max) factor by which half of the images are also shrunk into the canvas (multi-scale training)."""
     flips = [dict(name="RandomFlip", direction="horizontal", p=0.5)]
     if vertical_flip:
         flips.append(dict(name="RandomFlip", direction="vertical", p=0.5))
+    zoom = [dict(name="RandomZoomOut", height=size, width=size, scale=tuple(zoom_out), p=0.5)] if zoom_out else []
     return [
         dict(name="InputReadRecordFiles", pattern_file=pattern, shuffle=True),
         dict(name="Resize", height=size, width=size),
         dict(name="RandomResized", height=size, width=size, scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.5),
+        *zoom,
         *flips,
         dict(name="Normalize", mean=mean, std=std),
     ]

@@ -20,7 +20,7 @@ MODEL = dict(
     std=STD,
 )
 
-# epochs: the default-data benchmark (benchmarks/train_default.py); steps: the TFX pipeline's budget
+# epochs: the default-data benchmark (benchmarks/train.py); steps: the TFX pipeline's budget
 TRAIN = dict(batch_size=8, epochs=20, steps=1500, optimizer="adam", learning_rate=1e-3)
 
 

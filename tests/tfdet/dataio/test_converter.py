@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from tfdet.dataio import features
+from tfdet.dataio.annotations import RecordError, encode_record
 from tfdet.dataio.pipeline import pipeline
-from tfdet.dataio.record_files import read_records
-from tfdet.dataio.records import RecordError, encode_record
+from tfdet.dataio.tfrecord_files import read_records
 from tfdet.dataio.tfrecord_utilts import convert_dataset_to_tfrecord
 
 

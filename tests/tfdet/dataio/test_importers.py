@@ -114,18 +114,23 @@ def test_voc_split_difficult_and_explicit_classes(voc_root):
 
 def test_cli_voc_conversion_and_error_exit(tmp_path, voc_root, capsys):
     out = str(tmp_path / "out")
-    assert main(["convert", "voc", "--root", voc_root, "--output", out, "--num-shards", "1"]) == 0
+    with pytest.raises(SystemExit) as stopped:  # the prefix decides whether the pipeline reads the files
+        main(["convert", "voc", "--root", voc_root, "--output", out])
+    assert stopped.value.code == 2 and "the following arguments are required: --prefix" in capsys.readouterr().err
+    assert main(["convert", "voc", "--root", voc_root, "--output", out, "--prefix", "train", "--num-shards", "1"]) == 0
     assert "records seen 2: written 2, rejected 0 (3 boxes in 1 shards" in capsys.readouterr().out
     records = tmp_path / "records.jsonl"
     records.write_text(json.dumps({"image_path": str(tmp_path / "gone.jpg"), "bboxes": [], "labels": []}) + "\n")
-    assert main(["convert", "records", "--input", str(records), "--output", out]) == 2
+    assert main(["convert", "records", "--input", str(records), "--output", out, "--prefix", "eval"]) == 2
     assert "tfdet convert: error: record 0 (" in capsys.readouterr().err
-    assert main(["convert", "records", "--input", str(records), "--output", out, "--on-error", "skip"]) == 1
+    assert main(["convert", "records", "--input", str(records), "--output", out, "--prefix", "eval",
+                 "--on-error", "skip"]) == 1
     printed = capsys.readouterr()
     assert "records seen 1: written 0, rejected 1" in printed.out and "rejected     1  missing_file" in printed.out
-    assert printed.err.endswith(f"tfdet convert: error: nothing was written (all 1 records were rejected); the "
-                                f"shards in {out} are empty. Fix the input using the report above and convert "
+    assert printed.err.endswith(f"tfdet convert: error: nothing was written (all 1 records were rejected); no "
+                                f"shard was made in {out}. Fix the input using the report above and convert "
                                 f"again\n")
+    assert not [name for name in os.listdir(out) if name.startswith("eval-") and ".tfrecord" in name]  # train stays
 
 
 def test_coco_file_names_that_escape_the_image_folder_are_refused(tmp_path, coco_files, image_factory):

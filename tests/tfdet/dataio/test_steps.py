@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfdet.dataio.steps import ColorJitter, Normalize, RandomFlip, RandomResized, Resize, crop_and_resize
-from tfdet.dataio.steps.geometry import crop_boxes
+from tfdet.dataio.steps.boxes import crop_boxes
 from tfdet.registry import PIPELINE_STEPS
 
 

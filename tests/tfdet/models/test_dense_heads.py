@@ -81,7 +81,7 @@ def test_new_heads_train_export_and_restore_like_retinanet(name, tmp_path):
     served = tf.saved_model.load(export).signatures["serving_images"](
         images=tf.constant([tf.io.encode_png(tf.cast(images[0] * 255, tf.uint8)).numpy()]))
     assert set(served) == {"detection_boxes", "detection_scores", "detection_classes", "num_detections", "xmin",
-                           "ymin", "xmax", "ymax", "classes", "scores", "valid", "error"}  # the same for every head
+                           "ymin", "xmax", "ymax", "classes", "scores", "valid", "error", "image_size"}  # every head
     config["head"] = dict(heads()[name], num_classes=7)
     bigger = OneStageModel(ConfigOneStage(**config)).build_model()
     assert restore_detector(bigger, export).reinitialised == [bigger.head.class_dependent_layers[0]]

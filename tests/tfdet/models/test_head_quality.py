@@ -6,7 +6,7 @@ import os
 import pytest
 from learnable_data import CLASSES, write_span
 
-from tfdet.dataio.record_files import read_records
+from tfdet.dataio.tfrecord_files import read_records
 from tfdet.evaluation import average_precision
 from tfdet.evaluation.saved_model import ground_truth
 from tfdet.training.train import train_detector

@@ -125,7 +125,20 @@ def test_bfloat16_keeps_losses_finite_and_detections_close(trained, default_data
     assert all(np.isfinite(v) for v in losses.values())
 
 
-def test_xla_gives_the_same_detections_and_trains(trained, default_data):
+@pytest.fixture
+def kernels_free():
+    """Deterministic kernels off for the test (a seeded training earlier in this process turns them on), as
+    they were afterwards."""
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was:
+        tf_config.enable_op_determinism()
+
+
+def test_xla_gives_the_same_detections_and_trains(trained, default_data, kernels_free):
     model, _ = trained
     compiled = copy_with(model, jit_compile=True)
     images = eval_images(default_data, 4)
@@ -136,6 +149,11 @@ def test_xla_gives_the_same_detections_and_trains(trained, default_data):
     compiled.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
     batch = next(iter(training_batches(pipeline(train_steps(default_data)), 2)))
     assert np.isfinite(compiled.train_on_batch(batch, return_dict=True)["loss"])
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.enable_op_determinism()  # as a seeded run leaves them: a clear error, not XLA's crash mid-fit
+    with pytest.raises(ValueError, match=r"^XLA \(jit_compile\) cannot train with TensorFlow's deterministic kernels"):
+        copy_with(model, jit_compile=True).compile(optimizer=tf_keras.optimizers.Adam(1e-3))
 
 
 def test_xla_optimizer_updates_like_the_plain_one(trained, default_data):

@@ -13,8 +13,8 @@ from keras_fixtures import BLOCKS, WIDTHS, narrow_keras_resnet50, write_tfjs
 from safetensors.numpy import save_file
 
 from tfdet.cli import main
+from tfdet.files import sha256_of
 from tfdet.weights import CheckpointError, FetchError, load_checkpoint, read_weights, sources
-from tfdet.weights.fetch import sha256_of
 from tfdet.weights.loading import Checkpoint, build, load_state_dict
 
 STAGES = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")

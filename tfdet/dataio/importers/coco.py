@@ -1,67 +1,20 @@
-"""COCO instances JSON -> seed records."""
+"""COCO instances JSON -> seed records (``tfdet convert coco``)."""
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+import argparse
+from typing import Dict, List, Tuple
 
-
-@dataclass
-class ImportSummary:
-    """What an importer kept and left out, per reason (``skipped_boxes``), and which annotations."""
-
-    images: int = 0
-    boxes: int = 0
-    skipped_boxes: Dict[str, int] = field(default_factory=dict)
-    skipped_ids: Dict[str, List[str]] = field(default_factory=dict)
-
-    def skip(self, reason: str, annotation_id: Optional[object] = None) -> None:
-        self.skipped_boxes[reason] = self.skipped_boxes.get(reason, 0) + 1
-        if annotation_id is not None:
-            self.skipped_ids.setdefault(reason, []).append(str(annotation_id))
-
-
-def resolve_image(image_dir: str, name: str, where: str, allow_outside: bool = False) -> str:
-    """``image_dir/name``, refusing names that escape ``image_dir`` (``../x``, absolute paths, symlinks out).
-
-    Annotation files come from elsewhere: a file name must not make the converter read any file on the
-    host into the TFRecords. ``allow_outside`` lifts the check for trusted annotations.
-    """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{where}: the image file name is {name!r}; expected a file name")
-    path = os.path.join(image_dir, name)
-    if allow_outside:
-        return path
-    root = os.path.realpath(image_dir)
-    if os.path.isabs(name) or not os.path.realpath(path).startswith(root + os.sep):
-        raise ValueError(f"{where}: image file {name!r} lies outside the image folder {image_dir}; move the image "
-                         f"into it, or allow it explicitly (allow_outside=True, --allow-outside-images) if the "
-                         f"annotations are trusted")
-    return path
-
-
-def _read_json(path: str) -> dict:
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror})") from None
-    except ValueError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); is it a COCO instances file?") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a COCO instances file, its top level is a {type(data).__name__}")
-    return data
-
-
-def _fields(entry: object, keys: tuple, what: str, path: str) -> tuple:
-    if not isinstance(entry, dict):
-        raise ValueError(f"{path}: {what} is {entry!r}, not an object")
-    missing = [key for key in keys if key not in entry]
-    if missing:
-        raise ValueError(f"{path}: {what} lacks {', '.join(repr(k) for k in missing)}")
-    return tuple(entry[key] for key in keys)
+from tfdet.dataio.importers.common import (
+    Imported,
+    Importer,
+    ImportSummary,
+    fields,
+    read_json,
+    resolve_image,
+    summary_line,
+)
+from tfdet.registry import IMPORTERS
 
 
 def load_coco_records(annotation_file: str, image_dir: str, include_crowd: bool = False,
@@ -90,23 +43,23 @@ def load_coco_records(annotation_file: str, image_dir: str, include_crowd: bool 
         ValueError: naming the file and the entry: not JSON, not a COCO instances file,
             an entry without a required key, an image outside ``image_dir``.
     """
-    coco = _read_json(annotation_file)
+    coco = read_json(annotation_file)
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
             raise ValueError(f"{annotation_file}: not a COCO instances file, it has no {key!r} list")
     for i, category in enumerate(coco["categories"]):
-        _fields(category, ("id", "name"), f"category entry {i}", annotation_file)
+        fields(category, ("id", "name"), f"category entry {i}", annotation_file)
     categories = sorted(coco["categories"], key=lambda c: c["id"])
     to_label = {c["id"]: i for i, c in enumerate(categories)}
     label_map = {i: c["name"] for i, c in enumerate(categories)}
     image_ids = set()
     for i, image in enumerate(coco["images"]):
-        image_ids.add(_fields(image, ("id",), f"image entry {i}", annotation_file)[0])
+        image_ids.add(fields(image, ("id",), f"image entry {i}", annotation_file)[0])
     summary = ImportSummary()
     per_image: Dict[int, List[dict]] = {}
     for i, annotation in enumerate(coco["annotations"]):
         where = f"annotation {annotation.get('id', f'#{i}') if isinstance(annotation, dict) else f'#{i}'}"
-        image_id, = _fields(annotation, ("image_id",), where, annotation_file)
+        image_id, = fields(annotation, ("image_id",), where, annotation_file)
         if image_id not in image_ids:
             summary.skip("no_image", annotation.get("id", f"#{i}"))
             continue
@@ -115,12 +68,12 @@ def load_coco_records(annotation_file: str, image_dir: str, include_crowd: bool 
     records = []
     for image in sorted(coco["images"], key=lambda im: im["id"]):
         where = f"image {image['id']}"
-        file_name, height, width = _fields(image, ("file_name", "height", "width"), where, annotation_file)
+        file_name, height, width = fields(image, ("file_name", "height", "width"), where, annotation_file)
         height, width = float(height), float(width)
         boxes, labels = [], []
         for annotation in per_image.get(image["id"], []):
             box_where = f"annotation {annotation.get('id')} of image {image['id']}"
-            bbox, category = _fields(annotation, ("bbox", "category_id"), box_where, annotation_file)
+            bbox, category = fields(annotation, ("bbox", "category_id"), box_where, annotation_file)
             if annotation.get("iscrowd", 0) and not include_crowd:
                 summary.skip("crowd", annotation.get("id"))
                 continue
@@ -143,3 +96,24 @@ def load_coco_records(annotation_file: str, image_dir: str, include_crowd: bool 
         summary.images += 1
         summary.boxes += len(boxes)
     return records, label_map, summary
+
+
+@IMPORTERS.register("coco")
+class CocoImporter(Importer):
+    """``tfdet convert coco --annotations instances.json --images DIR``."""
+
+    help = "a COCO instances JSON"
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--annotations", required=True)
+        parser.add_argument("--images", required=True, help="directory of the images")
+        parser.add_argument("--include-crowd", action="store_true")
+        parser.add_argument("--allow-outside-images", action="store_true",
+                            help="accept file_names outside --images (trusted annotations only)")
+
+    @staticmethod
+    def load(args: argparse.Namespace) -> Imported:
+        records, label_map, summary = load_coco_records(args.annotations, args.images, args.include_crowd,
+                                                        args.allow_outside_images)
+        return Imported(records, label_map, summary=summary_line("COCO", summary))

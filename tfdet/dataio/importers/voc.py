@@ -1,7 +1,8 @@
-"""Pascal VOC XML folders -> seed records."""
+"""Pascal VOC XML folders -> seed records (``tfdet convert voc``)."""
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import xml.etree.ElementTree as ElementTree
@@ -10,7 +11,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import defusedxml.ElementTree as SafeElementTree
 from defusedxml import DefusedXmlException
 
-from tfdet.dataio.importers.coco import ImportSummary, resolve_image
+from tfdet.dataio.importers.common import Imported, Importer, ImportSummary, resolve_image, summary_line
+from tfdet.registry import IMPORTERS
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -118,3 +120,47 @@ def load_voc_records(root: str, split: Optional[str] = None, class_names: Option
         summary.images += 1
         summary.boxes += len(boxes)
     return records, dict(enumerate(names)), summary
+
+
+def existing_classes(output: str) -> Optional[List[str]]:
+    """The class names of ``output/label_map.json`` in id order (None without one), so that a second split
+    gets the ids the first one got; ids must run 0..n-1."""
+    from tfdet.dataio.label_map import label_map_path, read_label_map
+
+    path = label_map_path(output)
+    label_map = read_label_map(path)
+    if not label_map:
+        return None
+    if sorted(label_map) != list(range(len(label_map))):
+        raise ValueError(f"{path} has ids {sorted(label_map)}, not 0..{len(label_map) - 1}; pass --classes")
+    print(f"classes from {path}: {', '.join(label_map[i] for i in range(len(label_map)))}")
+    return [label_map[i] for i in range(len(label_map))]
+
+
+@IMPORTERS.register("voc")
+class VocImporter(Importer):
+    """``tfdet convert voc --root VOCdevkit/VOC2012 [--split train] [--classes voc|a,b,c]``."""
+
+    help = "a Pascal VOC folder (Annotations/, JPEGImages/)"
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--root", required=True)
+        parser.add_argument("--split", default=None, help="ImageSets/Main/<split>.txt; default: every XML")
+        parser.add_argument("--classes", default=None,
+                            help="comma-separated class names in id order; 'voc' for VOC's 20; default: the ids of "
+                                 "label_map.json in --output (written by an earlier split), else the sorted names "
+                                 "found")
+        parser.add_argument("--exclude-difficult", action="store_true")
+        parser.add_argument("--allow-outside-images", action="store_true",
+                            help="accept <filename>s outside JPEGImages/ (trusted annotations only)")
+
+    @staticmethod
+    def load(args: argparse.Namespace) -> Imported:
+        if args.classes:
+            classes = VOC_CLASSES if args.classes == "voc" else [c.strip() for c in args.classes.split(",")]
+        else:
+            classes = existing_classes(args.output)
+        records, label_map, summary = load_voc_records(args.root, args.split, classes, not args.exclude_difficult,
+                                                       allow_outside=args.allow_outside_images)
+        return Imported(records, label_map, summary=summary_line("VOC", summary))

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from tfdet.dataio.steps.base import Example, MapStep
-from tfdet.dataio.steps.geometry import crop_boxes, scale_boxes
+from tfdet.dataio.steps.boxes import crop_boxes, scale_boxes
 from tfdet.registry import PIPELINE_STEPS
 
 _METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
@@ -153,6 +153,60 @@ class Resize(MapStep):
         x_extent = tf.cast(new_w, tf.float32) / self.width
         out["bboxes"] = scale_boxes(example["bboxes"], y_extent, x_extent)
         out["image_window"] = tf.stack([0.0, 0.0, y_extent, x_extent])
+        return out
+
+
+@PIPELINE_STEPS.register("RandomZoomOut")
+class RandomZoomOut(MapStep):
+    """Shrinks the image by a random factor and places it at a random spot of a height x width canvas (mmdetection's
+    ``Expand``, SSD's zoom-out): objects come out smaller than in the data, as they are in a wider view.
+
+    Args:
+        height, width: output size in pixels.
+        scale: (min, max) factor the image's sides are shrunk by (1: as it is).
+        pad_value: the canvas around the image, in the image's current units.
+        method: tf.image.resize method.
+        p: probability of zooming out; otherwise the image is resized to fill the canvas.
+        seed: optional op seed (as :class:`RandomResized`).
+    """
+
+    def __init__(self, height: int, width: int, scale: Sequence[float] = (0.5, 1.0), pad_value: float = 0.0,
+                 method: str = "bilinear", p: float = 0.5, seed: Optional[int] = None) -> None:
+        super().__init__(p=1.0)  # p picks between zooming out and a plain resize, see transform
+        self._remember(height=height, width=width, scale=tuple(scale), pad_value=pad_value, method=method, p=p,
+                       seed=seed)
+        _check_size("RandomZoomOut", height, width)
+        _check_method("RandomZoomOut", method)
+        if not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(f"RandomZoomOut: scale must satisfy 0 < min <= max <= 1, got {tuple(scale)}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomZoomOut: p must be in [0, 1], got {p}")
+        self.height, self.width = int(height), int(width)
+        self.scale, self.pad_value, self.method, self.zoom_p = tuple(float(v) for v in scale), float(pad_value), \
+            method, float(p)
+        self.op_seed = seed if seed else random.randint(1, 2 ** 31 - 1)
+
+    def transform(self, example: Example) -> Example:
+        out = dict(example)
+        draws = tf.random.uniform([4], seed=self.op_seed)  # the factor, zoom or not, top, left
+        factor = self.scale[0] + (self.scale[1] - self.scale[0]) * draws[0]
+        factor = tf.where(draws[1] < self.zoom_p, factor, 1.0)
+        new_h = tf.maximum(tf.cast(tf.round(self.height * factor), tf.int32), 1)
+        new_w = tf.maximum(tf.cast(tf.round(self.width * factor), tf.int32), 1)
+        top = tf.cast(tf.floor(draws[2] * tf.cast(self.height - new_h + 1, tf.float32)), tf.int32)
+        left = tf.cast(tf.floor(draws[3] * tf.cast(self.width - new_w + 1, tf.float32)), tf.int32)
+        image = tf.image.resize(example["image"], tf.stack([new_h, new_w]), method=self.method)
+        paddings = [[top, self.height - new_h - top], [left, self.width - new_w - left], [0, 0]]
+        out["image"] = tf.ensure_shape(tf.pad(image, paddings, constant_values=self.pad_value),
+                                       [self.height, self.width, None])
+        y_extent, x_extent = tf.cast(new_h, tf.float32) / self.height, tf.cast(new_w, tf.float32) / self.width
+        y_origin, x_origin = tf.cast(top, tf.float32) / self.height, tf.cast(left, tf.float32) / self.width
+        origin = tf.cast(tf.stack([y_origin, x_origin, y_origin, x_origin]), example["bboxes"].dtype)
+        out["bboxes"] = scale_boxes(example["bboxes"], y_extent, x_extent) + origin
+        if "image_window" in example:
+            window = tf.cast(example["image_window"], tf.float32)
+            out["image_window"] = scale_boxes(window, y_extent, x_extent) + tf.stack(
+                [y_origin, x_origin, y_origin, x_origin])
         return out
 
 

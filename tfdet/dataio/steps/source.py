@@ -7,8 +7,8 @@ from typing import Optional
 import tensorflow as tf
 
 from tfdet.dataio import features
-from tfdet.dataio.record_files import check_record_file, compression_of, is_local, match_files
 from tfdet.dataio.steps.base import DatasetStep, Example, SourceStep
+from tfdet.dataio.tfrecord_files import check_record_file, compression_of, is_local, match_files
 from tfdet.registry import PIPELINE_STEPS
 
 

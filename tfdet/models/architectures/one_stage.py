@@ -28,7 +28,8 @@ import tf_keras
 import tfdet.models.backbones  # noqa: F401  (registers)
 import tfdet.models.heads  # noqa: F401
 import tfdet.models.necks  # noqa: F401
-from tfdet.models.preprocessing import Preprocessor, boxes_to_original
+from tfdet.core.detections import boxes_to_original, split_detections
+from tfdet.models.preprocessing import Preprocessor
 from tfdet.registry import BACKBONES, HEADS, NECKS
 
 _PRECISIONS = (None, "float32", "mixed_bfloat16")
@@ -186,6 +187,12 @@ class OneStageModel(tf_keras.Model):
         """Keras compile; the losses come from the head. ``jit_compile`` defaults to the config's; with the
         config's ``jit_optimizer`` the optimizer's updates are XLA-compiled (tf_keras optimizers)."""
         kwargs.setdefault("jit_compile", self.config.jit_compile)
+        from tensorflow.python.framework import config as tf_config
+
+        if kwargs["jit_compile"] and tf_config.is_op_determinism_enabled():
+            raise ValueError("XLA (jit_compile) cannot train with TensorFlow's deterministic kernels on (a seeded run "
+                             "turns them on): XLA has no deterministic max-pool gradient. Train without the seed, or "
+                             "without jit_compile (--set jit_compile=False)")
         super().compile(optimizer=optimizer, **kwargs)
         if self.config.jit_optimizer and hasattr(self.optimizer, "_update_step_xla"):
             self.optimizer.jit_compile = True
@@ -299,15 +306,7 @@ class OneStageModel(tf_keras.Model):
             inputs = tf.stack([p[0] for p in prepared])
             windows = tf.stack([p[1] for p in prepared])
             detections = self.detect_function(**overrides)(inputs)
-            boxes = boxes_to_original(detections["detection_boxes"], windows).numpy()
-            for i, (_, _, size) in enumerate(prepared):
-                count = int(detections["num_detections"][i])
-                height, width = (int(v) for v in size.numpy())
-                results.append({
-                    "boxes": boxes[i, :count] * np.array([height, width, height, width], np.float32),
-                    "scores": detections["detection_scores"][i, :count].numpy(),
-                    "classes": detections["detection_classes"][i, :count].numpy(),
-                })
+            results += split_detections(detections, [p[2].numpy() for p in prepared], windows)
         return results
 
     def detect_function(self, **overrides: Any):

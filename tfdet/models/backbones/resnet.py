@@ -68,7 +68,7 @@ class ResidualBlock(tf_keras.layers.Layer):
                 "style": self.style, "frozen_norm": self.frozen_norm, "prefix": self.name}
 
 
-@BACKBONES.register("resnet", aliases=("ResNet",))
+@BACKBONES.register()
 class ResNet(tf_keras.layers.Layer):
     """ResNet backbone (mmdetection's ``ResNet`` arguments).
 

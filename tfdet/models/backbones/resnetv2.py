@@ -51,7 +51,7 @@ class PreActBottleneck(tf_keras.layers.Layer):
                 "groups": self.groups, "prefix": self.name}
 
 
-@BACKBONES.register("resnetv2", aliases=("ResNetV2",))
+@BACKBONES.register()
 class ResNetV2(tf_keras.layers.Layer):
     """BiT ResNetV2 backbone.
 

@@ -29,10 +29,20 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import tensorflow as tf
 import tf_keras
 
-from tfdet.core.postprocess import box_voting, class_wise_nms, gather_levels, top_k_per_level
+from tfdet.core.postprocess import (
+    IOU_THRESHOLD,
+    MAX_PER_IMG,
+    NMS_PRE,
+    SCORE_THR,
+    box_voting,
+    class_wise_nms,
+    gather_levels,
+    top_k_per_level,
+)
 from tfdet.models.layers import activation, group_norm
 
-DEFAULT_TEST_CFG = {"nms_pre": 1000, "score_thr": 0.05, "nms": {"iou_threshold": 0.5}, "max_per_img": 100}
+DEFAULT_TEST_CFG = {"nms_pre": NMS_PRE, "score_thr": SCORE_THR, "nms": {"iou_threshold": IOU_THRESHOLD},
+                    "max_per_img": MAX_PER_IMG}
 
 
 NMS_KEYS = ("iou_threshold", "soft_nms_sigma")
@@ -159,7 +169,8 @@ class DenseHead(tf_keras.layers.Layer):
         picks = [top_k_per_level(level, int(cfg["nms_pre"])) for level in scores]
         boxes, scores = gather_levels(list(boxes), picks), gather_levels(list(scores), picks)
         found = class_wise_nms(boxes, scores, image_height, image_width, score_thr=float(cfg["score_thr"]),
-                               iou_threshold=float(nms.get("iou_threshold", 0.5)), max_per_img=int(cfg["max_per_img"]),
+                               iou_threshold=float(nms.get("iou_threshold", IOU_THRESHOLD)),
+                               max_per_img=int(cfg["max_per_img"]),
                                soft_nms_sigma=float(nms.get("soft_nms_sigma") or 0.0))
         if cfg.get("box_voting_iou"):
             found = box_voting(found, boxes, scores, image_height, image_width, float(cfg["box_voting_iou"]),

@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfdet.registry import LOSSES
 
 
-@LOSSES.register("focalloss", aliases=("FocalLoss",))
+@LOSSES.register()
 class FocalLoss:
     """``-alpha_t (1 - p_t)**gamma log(p_t)`` per class, summed; sigmoid only.
 

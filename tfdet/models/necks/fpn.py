@@ -32,7 +32,7 @@ class _Conv(tf_keras.layers.Layer):
         return config
 
 
-@NECKS.register("fpn", aliases=("FPN",))
+@NECKS.register()
 class FPN(tf_keras.layers.Layer):
     """FPN (Lin et al.) as mmdetection's ``FPN``.
 
