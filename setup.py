@@ -23,6 +23,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9,<3.11",
     packages=find_packages(include=["tfdet", "tfdet.*"]),
+    package_data={"tfdet.reporting": ["*.html.j2"]},
     install_requires=[
         "tensorflow>=2.16,<2.17",
         "tf-keras>=2.16,<2.17",
@@ -33,12 +34,14 @@ setup(
         "h5py>=3",  # Keras .h5 weights
         "defusedxml>=0.7",  # VOC XML without entity expansion
         "tqdm>=4.60",
+        "jinja2>=3",  # the model card's page
+        "matplotlib>=3.5",  # the model card's plots
     ],
     extras_require={
         "pipeline": PIPELINE,
         "kubeflow": PIPELINE + ["kfp==2.5.0"],
         "dev": ["pytest>=8", "pytest-timeout>=2", "pytest-xdist>=3", "ruff", "nbclient", "nbformat", "nbconvert",
-                "ipykernel", "matplotlib"],
+                "ipykernel"],
     },
     entry_points={"console_scripts": ["tfdet=tfdet.cli:main"]},
 )

@@ -14,7 +14,7 @@ nothing. The ModelBlessing written here carries the properties LatestBlessedMode
 
 import json
 import os
-from typing import Any, Dict
+from typing import Dict
 
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -22,11 +22,15 @@ from tfx import v1 as tfx
 from components.blessing_rules import boxes_per_class, decide
 from components.box_checks import split_files
 from tfdet.dataio.label_map import label_map_path
-from tfdet.dataio.record_files import read_records
-from tfdet.evaluation import average_precision, coco_metrics
+from tfdet.dataio.tfrecord_files import read_records
+from tfdet.evaluation import coco_results
+from tfdet.evaluation.report import detection_report
 from tfdet.evaluation.saved_model import ground_truth, saved_model_detections
 from tfdet.export.serving import latest_version
 from tfdet.files import write_json
+
+EVALUATION_FILE = "evaluation.json"
+DETECTIONS_FILE = "detections.json"
 
 
 def class_names(saved_model_dir: str, num_classes: int) -> Dict[int, str]:
@@ -40,11 +44,10 @@ def class_names(saved_model_dir: str, num_classes: int) -> Dict[int, str]:
     return {i: names.get(i, str(i)) for i in range(num_classes)}
 
 
-def _metrics(saved_model_dir: str, records, truth, num_classes: int, names: Dict[int, str]) -> Dict[str, Any]:
+def _metrics(saved_model_dir: str, records, truth, num_classes: int, names: Dict[int, str]):
+    """One pycocotools evaluation of a SavedModel (tfdet/evaluation/report.py): the report, and the detections."""
     detections = saved_model_detections(saved_model_dir, records, truth)
-    coco = coco_metrics(truth, detections, num_classes)
-    at_50 = average_precision(truth, detections, num_classes, 0.5, label_map=names)
-    return {"AP50": coco["AP50"], "AP": coco["AP"], "per_class_AP50": at_50["per_class_AP"]}
+    return detection_report(truth, detections, num_classes, names), detections
 
 
 @tfx.dsl.components.component
@@ -66,8 +69,8 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     truth = ground_truth(records)
     candidate_dir = os.path.join(model.uri, "Format-Serving")
     names = class_names(candidate_dir, num_classes)
-    candidate = _metrics(candidate_dir, records, truth, num_classes, names)
-    baseline = _metrics(baseline_model, records, truth, num_classes, names) if baseline_model else None
+    candidate, found = _metrics(candidate_dir, records, truth, num_classes, names)
+    baseline = _metrics(baseline_model, records, truth, num_classes, names)[0] if baseline_model else None
     verdict = decide(candidate, baseline, boxes_per_class(truth, names), min_map50, max_map50_drop,
                      max_class_ap50_drop, min_class_boxes)
     verdict.update(baseline_model=baseline_model, min_map50=min_map50, max_map50_drop=max_map50_drop,
@@ -77,6 +80,10 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as marker:
         marker.write("")  # GFile creates the file on the first write
     write_json(os.path.join(blessing.uri, "comparison.json"), verdict)
+    # what the decision was computed from, for the model card (components/model_card.py): no second evaluation
+    write_json(os.path.join(blessing.uri, EVALUATION_FILE), {"split": split, "candidate": candidate,
+                                                            "baseline": baseline})
+    write_json(os.path.join(blessing.uri, DETECTIONS_FILE), coco_results(found, rounded=True))
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_string_custom_property("current_model", model.uri)
     blessing.set_int_custom_property("current_model_id", model.id)

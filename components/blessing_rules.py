@@ -52,18 +52,30 @@ def decide(candidate: Dict[str, Any], baseline: Optional[Dict[str, Any]], class_
     verdict: Dict[str, Any] = {"candidate_map50": candidate["AP50"], "candidate_map": candidate["AP"],
                                "classes_without_eval_boxes": absent, "map_definition": scope}
     reasons: List[str] = []
+    rules: List[Dict[str, Any]] = []  # each rule applied, with its numbers: the model card's decision table
+
+    def apply(name: str, key: str, value: str, threshold: Any, against: str, passed: bool, reason: str) -> None:
+        rules.append({"name": name, "key": key, "value": value, "threshold": threshold, "against": against,
+                      "passed": passed})
+        if not passed:
+            reasons.append(reason)
+
     if not judged:
         reasons.append("the eval split has no boxes: there is nothing to judge the candidate by")
-    elif candidate["AP50"] < min_map50:
-        reasons.append(f"mAP@0.5 {shown(candidate['AP50'], min_map50)} is below the value threshold {min_map50} "
-                       f"(min_map50; {scope})")
+    else:
+        apply("value: mAP@0.5 at least min_map50", "min_map50", f"{candidate['AP50']:.4f}", min_map50, "the bar",
+              candidate["AP50"] >= min_map50,
+              f"mAP@0.5 {shown(candidate['AP50'], min_map50)} is below the value threshold {min_map50} "
+              f"(min_map50; {scope})")
     if baseline is not None:
         verdict.update(baseline_map50=baseline["AP50"], baseline_map=baseline["AP"])
         change = candidate["AP50"] - baseline["AP50"]
-        if judged and change < -max_map50_drop:
-            reasons.append(f"mAP@0.5 {candidate['AP50']:.3f} vs served {baseline['AP50']:.3f}: a change of "
-                           f"{shown(change, -max_map50_drop)}, below the least allowed "
-                           f"{-max_map50_drop:+.3f} (max_map50_drop; {SOURCE})")
+        if judged:
+            apply("change: mAP@0.5 against the served model", "max_map50_drop", f"{change:+.4f}",
+                  f"{-max_map50_drop:+.3f}", "served", change >= -max_map50_drop,
+                  f"mAP@0.5 {candidate['AP50']:.3f} vs served {baseline['AP50']:.3f}: a change of "
+                  f"{shown(change, -max_map50_drop)}, below the least allowed "
+                  f"{-max_map50_drop:+.3f} (max_map50_drop; {SOURCE})")
         per_class = {}
         for name in judged:
             mine, theirs = candidate["per_class_AP50"].get(name), baseline["per_class_AP50"].get(name)
@@ -71,11 +83,23 @@ def decide(candidate: Dict[str, Any], baseline: Optional[Dict[str, Any]], class_
                 continue
             boxes = class_boxes[name]
             per_class[name] = {"candidate": mine, "baseline": theirs, "eval_boxes": boxes}
-            if boxes >= min_class_boxes and mine - theirs < -max_class_ap50_drop:
-                drop = shown(mine - theirs, -max_class_ap50_drop)
-                reasons.append(f"class {name!r} AP@0.5 {mine:.3f} vs served {theirs:.3f} ({boxes} eval boxes): a "
-                               f"change of {drop}, below the least allowed {-max_class_ap50_drop:+.3f} "
-                               f"(max_class_ap50_drop; {SOURCE})")
+            sure = boxes >= min_class_boxes
+            apply(f"class {name!r}: AP@0.5 against the served model"
+                  + ("" if sure else f" (under {min_class_boxes} eval boxes: not judged)"), f"class:{name}",
+                  f"{mine - theirs:+.4f}", f"{-max_class_ap50_drop:+.3f}", "served",
+                  not sure or mine - theirs >= -max_class_ap50_drop,
+                  f"class {name!r} AP@0.5 {mine:.3f} vs served {theirs:.3f} ({boxes} eval boxes): a "
+                  f"change of {shown(mine - theirs, -max_class_ap50_drop)}, below the least allowed "
+                  f"{-max_class_ap50_drop:+.3f} (max_class_ap50_drop; {SOURCE})")
         verdict["per_class_ap50"] = per_class
+    verdict["rules"] = rules
     verdict.update(blessed=not reasons, reasons=reasons)
     return verdict
+
+
+def rule_table(verdict: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The rules :func:`decide` applied, as rows for the model card (``name``, ``key``, ``value``, ``threshold``,
+    ``against``, ``passed``), with the served version each was compared with named."""
+    served = verdict.get("baseline_model") or "nothing served"
+    return [{**rule, "against": served if rule["against"] == "served" else rule["against"]}
+            for rule in verdict.get("rules", [])]

@@ -76,6 +76,10 @@ def gate(examples_uri: str, split_names: list, anomalies_uri: str, span: int, re
         if split_anomalies:
             findings["schema_anomalies"][split] = split_anomalies
     kept = data_profile.judge(findings, profiles, earlier, drift_thresholds, drift_action, min_drift_examples)
+    findings["thresholds"] = dict(drift_thresholds)
+    findings["profiles"] = {split: {"examples": profile.examples, "labels": {str(k): v for k, v in
+                                                                            sorted(profile.labels.items())},
+                                    "distributions": profile.distributions()} for split, profile in profiles.items()}
     kept["fingerprints"] = box_scan.fingerprint_patterns(report_dir, profiles)
     findings["passed"] = box_checks.passed(findings)
     write_json(os.path.join(report_dir, "report.json"), findings)

@@ -22,21 +22,25 @@ import os
 import shutil
 import time
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx import v1 as tfx
 from tfx.components.pusher import executor as tfx_pusher
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, proto_utils
+from tfx.types import artifact_utils, component_spec, standard_artifacts, standard_component_specs
+from tfx.utils import io_utils, json_utils, proto_utils
+
+from components.model_card import CARD_FILE, ModelCardArtifact
+from tfdet.export.serving import CARD_PATH
 
 #: how long to wait for a free version second before giving up (someone keeps creating version directories)
 MAX_WAIT_SECONDS = 30.0
 STAGING_PREFIX = ".tfdet-push-"
+MODEL_CARD_KEY = "model_card"
 SAVED_MODEL = "saved_model.pb"
 
 
@@ -102,16 +106,19 @@ def clear_leftovers(base_directory: str) -> List[str]:
     return found
 
 
-def push_version(model_path: str, base_directory: str) -> str:
+def push_version(model_path: str, base_directory: str, card: Optional[str] = None) -> str:
     """Copies the SavedModel at ``model_path`` into ``base_directory`` as a new numbered version; returns its path.
 
     Locally the version appears by one rename of a finished, flushed copy; on an object store it is written in
-    place with ``saved_model.pb`` last (see the module docstring).
+    place with ``saved_model.pb`` last (see the module docstring). ``card``: a model card copied into the version
+    (``assets.extra/model_card.html``) before it appears.
     """
     if not is_local(base_directory):
         version = wait_for_free_version(base_directory)
         serving_path = os.path.join(base_directory, version)
         io_utils.copy_dir(model_path, serving_path, deny_regex_patterns=[r"saved_model\.pb"])
+        if card:
+            io_utils.copy_file(card, os.path.join(serving_path, CARD_PATH))
         io_utils.copy_file(os.path.join(model_path, SAVED_MODEL), os.path.join(serving_path, SAVED_MODEL))
         return serving_path
     base_directory = base_directory[len("file://"):] if base_directory.startswith("file://") else base_directory
@@ -121,6 +128,9 @@ def push_version(model_path: str, base_directory: str) -> str:
     version = wait_for_free_version(base_directory)
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
+        if card:
+            os.makedirs(os.path.dirname(os.path.join(staging, CARD_PATH)), exist_ok=True)
+            _copy_file(card, os.path.join(staging, CARD_PATH))
         copy_model(model_path, staging)
         serving_path = os.path.join(base_directory, version)
         os.rename(staging, serving_path)  # fails rather than merge if the number was taken meanwhile
@@ -145,13 +155,31 @@ class Executor(tfx_pusher.Executor):
         if destination.WhichOneof("destination") != "filesystem":
             raise NotImplementedError(f"the tfdet Pusher writes to a file system; got {destination}")
         model_path = self.GetModelPath(input_dict)
-        serving_path = push_version(model_path, destination.filesystem.base_directory)
+        cards = input_dict.get(MODEL_CARD_KEY) or []
+        card = os.path.join(cards[0].uri, CARD_FILE) if cards else None
+        serving_path = push_version(model_path, destination.filesystem.base_directory,
+                                    card if card and tf.io.gfile.exists(card) else None)
         logging.info("Model written to serving path %s.", serving_path)
         io_utils.copy_dir(model_path, model_push.uri)  # the archive copy TFX keeps with the artifact
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=os.path.basename(serving_path))
 
 
-class Pusher(tfx.components.Pusher):
-    """``tfx.components.Pusher`` (same arguments, same node id) with :class:`Executor`."""
+class PusherSpec(standard_component_specs.PusherSpec):
+    """TFX's Pusher spec and an optional model card to put into the version."""
 
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              MODEL_CARD_KEY: component_spec.ChannelParameter(type=ModelCardArtifact, optional=True)}
+
+
+class Pusher(tfx.components.Pusher):
+    """``tfx.components.Pusher`` (same arguments, same node id) with :class:`Executor`, and ``model_card``: the
+    ModelCard component's card, pushed inside the version."""
+
+    SPEC_CLASS = PusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model=None, model_blessing=None, push_destination=None, model_card=None) -> None:
+        spec = PusherSpec(model=model, model_blessing=model_blessing, infra_blessing=None,
+                          push_destination=push_destination, custom_config=json_utils.dumps(None),
+                          pushed_model=types.Channel(type=standard_artifacts.PushedModel), model_card=model_card)
+        base_component.BaseComponent.__init__(self, spec=spec)

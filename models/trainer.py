@@ -27,7 +27,7 @@ import tf_keras
 import tfdet
 from models.transform import dataset_statistics
 from tfdet.dataio import spans
-from tfdet.dataio.record_files import iter_records
+from tfdet.dataio.tfrecord_files import iter_records
 from tfdet.export import export_saved_model
 from tfdet.export.serving import latest_version
 from tfdet.training.distribute import get_strategy, is_chief
@@ -94,6 +94,7 @@ def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
     model = result.pop("model")
     losses = {name: values for name, values in result["history"].items() if name.startswith("loss")}
     record = {**losses, "steps": result["steps"], "batch_size": result["batch_size"], "seed": result["seed"],
+              "seconds": round(result["seconds"], 1),
               "warm_started_from": warm_start, "resumed_from": result["resumed_from"],
               "initialisation": result["initialisation"],
               "reinitialised_on_warm_start": result["reinitialised_on_load"],

@@ -3,7 +3,8 @@
 ImportExampleGen + ImportSchemaGen (curated) -> StatisticsGen -> ExampleValidator -> BoxGate
 -> Transform (analyzers) -> Trainer (the newest span plus the accepted spans of the rolling window; warm start
 from the latest pushed = blessed model) -> CompareWithBaseline (pycocotools on the newest span's eval split: value,
-change and per-class thresholds vs the served model) -> Pusher; the Evaluator (TFMA) analyses the candidate beside it.
+change and per-class thresholds vs the served model) -> ModelCard -> Pusher (the card inside the version); the
+Evaluator (TFMA) analyses the candidate beside it.
 Batch inference (when ``unlabelled_pattern`` is set): UnlabelledExampleGen -> BulkInferrer (the blessed
 candidate; nothing when it is not blessed) -> BatchDetections (COCO results JSON).
 """
@@ -21,6 +22,7 @@ from tfx import v1 as tfx
 from components.baseline_blessing import CompareWithBaseline
 from components.batch_detections import UNLABELLED_SPLIT, BatchDetections
 from components.box_gate import BoxGate
+from components.model_card import ModelCard
 from components.pusher import Pusher
 from components.schema import detection_schema
 from pipeline.configs import PipelineConfig
@@ -183,11 +185,15 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         serving_dir=serving_model_dir, num_classes=num_classes,
         min_map50=c.min_map50, max_map50_drop=c.max_map50_drop, max_class_ap50_drop=c.max_class_ap50_drop,
         min_class_boxes=c.min_class_boxes)
+    card = ModelCard(examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+                     blessing=compare.outputs["blessing"], gate_report=box_gate.outputs["report"],
+                     num_classes=num_classes, serving_dir=serving_model_dir)
     pusher = Pusher(
         model=trainer.outputs["model"], model_blessing=compare.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
-    components = [*data.values(), trainer, evaluator, compare, pusher]
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+        model_card=card.outputs["card"])
+    components = [*data.values(), trainer, evaluator, compare, card, pusher]
     if c.unlabelled_pattern:
         components += batch_inference(c, trainer.outputs["model"], compare.outputs["blessing"])
     return tfx.dsl.Pipeline(

@@ -44,7 +44,8 @@ def judge(world, tmp_path, candidate, served=None, **rules):
             {"serving_dir": str(serving), "num_classes": 2, **{**RULES, **rules}, "split": "eval"})
     verdict = json.load(open(tmp_path / "blessing" / "comparison.json"))
     marker = "BLESSED" if verdict["blessed"] else "NOT_BLESSED"
-    assert sorted(os.listdir(tmp_path / "blessing")) == sorted([marker, "comparison.json"])
+    assert sorted(os.listdir(tmp_path / "blessing")) == sorted([marker, "comparison.json", "detections.json",
+                                                             "evaluation.json"])
     assert blessing.get_int_custom_property("blessed") == int(verdict["blessed"])
     assert blessing.get_string_custom_property("current_model") == models[candidate].uri
     assert blessing.get_int_custom_property("current_model_id") == models[candidate].id

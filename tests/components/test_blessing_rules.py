@@ -118,3 +118,22 @@ def test_a_class_the_served_model_was_not_scored_on_is_skipped_and_the_others_st
     refused = decide(metrics(0.4, {"cat": 0.4, "dog": 0.4}), None, {"cat": 30, "dog": 30}, **THRESHOLDS)
     assert refused["reasons"] == ["mAP@0.5 0.400 is below the value threshold 0.5 (min_map50; pycocotools, eval "
                                   "split: mean over 2 classes with eval boxes)"]
+
+
+def test_the_rule_table_is_what_decide_applied_and_names_the_served_version():
+    from components.blessing_rules import rule_table
+
+    served = metrics(0.60, {"cat": 0.80, "dog": 0.40, "eel": 0.90})
+    candidate = metrics(0.66, {"cat": 0.95, "dog": 0.60, "eel": 0.45})
+    verdict = decide(candidate, served, {"cat": 50, "dog": 40, "eel": 9}, **{**THRESHOLDS, "min_class_boxes": 10})
+    verdict["baseline_model"] = "/serving/tfdet/7"
+    rows = rule_table(verdict)
+    assert [(r["key"], r["value"], r["threshold"], r["passed"]) for r in rows] == [
+        ("min_map50", "0.6600", 0.5, True), ("max_map50_drop", "+0.0600", "-0.010", True),
+        ("class:cat", "+0.1500", "-0.100", True), ("class:dog", "+0.2000", "-0.100", True),
+        ("class:eel", "-0.4500", "-0.100", True)]  # eel fell, but with 9 eval boxes it is not judged alone
+    assert "not judged" in rows[-1]["name"] and [r["against"] for r in rows] == ["the bar"] + ["/serving/tfdet/7"] * 4
+    refused = decide(candidate, served, {"cat": 50, "dog": 40, "eel": 12}, **THRESHOLDS)
+    failing = [r for r in rule_table(refused) if not r["passed"]]
+    assert [r["key"] for r in failing] == ["class:eel"] and len(refused["reasons"]) == 1
+    assert [r["against"] for r in rule_table(decide(candidate, None, {"cat": 5}, **THRESHOLDS))] == ["the bar"]

@@ -12,6 +12,8 @@ mAP@0.5 >= 0.5) that an untrained model fails. ``make test-slow`` (also run by `
 5. span 6, sound pixels with every label swapped: trained, genuinely worse, refused; nothing pushed, the served
    model unchanged and still serving;
 6. status and rollback; span 7 then warm-starts from, and is compared with, the restored version.
+
+The blessed and the refused run's model cards are opened in headless Chromium (``make browser`` installs it).
 """
 
 import json
@@ -25,20 +27,21 @@ import warnings
 import numpy as np
 import pytest
 import tensorflow as tf
-from learnable_data import write_span  # tests/ is on the path (its conftest)
+from card_checks import check_card  # tests/ is on the path (its conftest)
+from learnable_data import write_span
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.configs import output_layout
 from pipeline.local_runner import QUIET_WARNINGS, main
-from pipeline.summary import _latest, _store, collect
+from pipeline.operations.summary import _latest, _store, collect
 from tfdet.dataio import features
-from tfdet.dataio.record_files import read_records
+from tfdet.dataio.tfrecord_files import read_records
 from tfdet.evaluation.saved_model import evaluate_saved_model
 from tfdet.export.serving import is_complete, latest_version, versions
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
-ARGS = ["--model-config", "tiny", "--num-classes", "2", "--train-steps", "80", "--min-map50", "0.5",
+ARGS = ["--model-config", "tiny", "--train-steps", "80", "--min-map50", "0.5",
         "--window-spans", "2", "--min-drift-examples", "20", "--seed", "0", "--beam", "in-memory"]
 
 
@@ -128,6 +131,11 @@ def file_hashes(version_dir):
     return found
 
 
+def blessing_file(store, name):
+    """A file of the newest blessing (what the decision and the model card were made from)."""
+    return json.load(open(os.path.join(_latest(store, "ModelBlessing", "CompareWithBaseline").uri, name)))
+
+
 def tf_serving_versions(serving_dir):
     """The folders TF Serving's file-system source aspires: every name in the model's base path that is a number."""
     return sorted((name for name in os.listdir(serving_dir) if name.isdigit()), key=int)
@@ -174,6 +182,12 @@ def test_the_retraining_story(tmp_path, capsys):
     assert len(versions_now) == 1 and summary["pushed_model"] == versions_now[0]
     assert json.load(open(os.path.join(versions_now[0], "label_map.json"))) == {"0": "square", "1": "disc"}
     assert json.load(open(os.path.join(versions_now[0], "tfdet_model.json")))["model"]["head"]["num_classes"] == 2
+    # the served version carries the card the run printed, the same file; Chromium shows the blessing's figures
+    card = os.path.join(versions_now[0], "assets.extra", "model_card.html")
+    assert f"model card: {summary['model_card']}" in printed
+    assert open(card).read() == open(summary["model_card"]).read()
+    check_card(card, str(tmp_path), comparison, blessing_file(store, "evaluation.json")["candidate"],
+               summary["gate"], {0: "square", 1: "disc"})
     check_batch_inference(summary, data_root)
     # the bar is real: the same detector untrained, served the same way, scores far below it -- one whose prior
     # puts every anchor's score at 0.5, so that it answers with a full set of (random) detections, not with none
@@ -300,6 +314,11 @@ def test_the_retraining_story(tmp_path, capsys):
     assert sorted(r.split(" AP@0.5 ")[0] for r in reasons if "(max_class_ap50_drop;" in r) == [
         "class 'disc'", "class 'square'"], reasons  # both classes lost more than 0.1, each named
     assert "blessed: NO" in printed and "the candidate was NOT blessed: nothing was pushed" in printed
+    refused = collect(metadata_path)["model_card"]  # in the run's outputs, leading with the refusal
+    check_card(refused, str(tmp_path), comparison, blessing_file(_store(metadata_path), "evaluation.json")["candidate"])
+    assert not any(os.path.exists(os.path.join(v, "assets.extra", "model_card.html")) and
+                   open(os.path.join(v, "assets.extra", "model_card.html")).read() == open(refused).read()
+                   for v in versions(serving_dir))
     assert versions(serving_dir) == whole
     for now, then in zip(served_detections(whole[-1], data_root), before):
         np.testing.assert_array_equal(now, then)  # the served model still serves, unchanged
@@ -309,6 +328,8 @@ def test_the_retraining_story(tmp_path, capsys):
     status = json.loads(capsys.readouterr().out)
     assert [entry["version"] for entry in status] == [int(os.path.basename(v)) for v in reversed(whole)]
     assert status[0]["training"]["spans"] == [2, 1] and status[0]["blessing"]["blessed"]
+    assert [entry["model_card"] for entry in status] == [os.path.join(v, "assets.extra", "model_card.html")
+                                                         for v in reversed(whole)]
     first = os.path.basename(whole[0])
     assert main(["rollback", "--output-root", str(output_root), "--to", first]) == 0
     restored = latest_version(serving_dir)

@@ -7,6 +7,7 @@
     tfdet train CONFIG --data ... --work-dir runs/x [--load-from DETECTOR] [--seed N]
     tfdet predict MODEL IMAGES... --out DIR
     tfdet evaluate MODEL --data ...
+    tfdet report MODEL --data ... --out card.html   the model card
     tfdet export MODEL --format saved_model|tflite --out ...
     tfdet weights list|fetch|convert
 
@@ -43,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``tfdet`` command."""
     args = _parser().parse_args(argv)
     import tfdet  # noqa: F401  (selects tf_keras before TensorFlow loads)
-    from tfdet.dataio.records import RecordError
+    from tfdet.dataio.annotations import RecordError
     from tfdet.dataio.workers import WorkerError
     from tfdet.weights import FetchError
 

@@ -85,6 +85,15 @@ def add_commands(commands) -> None:
     evaluate.add_argument("--json", default=None, help="also write the metrics here")
     evaluate.set_defaults(handler=_evaluate)
 
+    report = commands.add_parser(
+        "report", help="a model card: one HTML page of a model's COCO figures, errors, worst and best images, training",
+        **_examples("tfdet report runs/cpu_small --data 'data/default/span-1/eval-*.tfrecord' --out card.html"))
+    report.add_argument("model", help="a SavedModel or a tfdet work dir")
+    report.add_argument("--data", required=True, help="TFRecord glob of the examples to evaluate on")
+    report.add_argument("--out", required=True, help="the HTML file to write")
+    report.add_argument("--num-classes", type=int, default=None, help="default: the model's label map")
+    report.set_defaults(handler=_report)
+
     export = commands.add_parser(
         "export", help="export a trained detector as a SavedModel or TFLite",
         **_examples("tfdet export runs/cpu_small --format saved_model --out serving/cpu_small/1",
@@ -141,16 +150,21 @@ def _load_images(paths: List[str]) -> List[bytes]:
 def _predict(args: argparse.Namespace) -> int:
     import io
 
-    import numpy as np
     import tensorflow as tf
     from PIL import Image, ImageOps
     from tqdm.auto import tqdm
 
+    from tfdet.core.detections import split_detections
     from tfdet.evaluation.coco import coco_results
     from tfdet.export.saved_model import read_model_card
     from tfdet.training.work_dir import class_names_of, saved_model_dir
     from tfdet.visualization import draw_detections
 
+    missing = [path for path in args.images if not os.path.isfile(path)]
+    if missing:
+        more = f" (nor are {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise FileNotFoundError(f"{missing[0]} is not a file{more}: pass JPEG or PNG files, e.g. images/*.jpg (the "
+                                f"shell expands the glob)")
     exported = saved_model_dir(args.model)
     floor = ((read_model_card(exported) or {}).get("test_cfg") or {}).get("score_thr")
     if floor is not None and args.score_thr < floor:
@@ -163,25 +177,23 @@ def _predict(args: argparse.Namespace) -> int:
     found, images, failed = [], [], 0
     for start in tqdm(range(0, len(args.images), args.batch_size), desc="predict", unit="batch"):
         paths = args.images[start:start + args.batch_size]
-        out = serve(images=tf.constant(_load_images(paths)))
-        for i, path in enumerate(paths):
-            image_id = start + i
+        encoded = _load_images(paths)
+        out = serve(images=tf.constant(encoded))
+        ids = list(range(start, start + len(paths)))
+        for path, data, detected in zip(paths, encoded, split_detections(out, image_ids=ids)):
+            i = detected["image_id"] - start
             if not bool(out["valid"][i]):
                 print(f"{path}: {out['error'][i].numpy().decode()}")
                 failed += 1
                 continue
-            picture = ImageOps.exif_transpose(Image.open(io.BytesIO(open(path, "rb").read())))
-            scale = np.array([picture.height, picture.width] * 2, np.float32)
-            count = int(out["num_detections"][i])
-            scores = out["detection_scores"][i, :count].numpy()
-            keep = scores >= args.score_thr
-            boxes = out["detection_boxes"][i, :count].numpy()[keep] * scale
-            classes = out["detection_classes"][i, :count].numpy()[keep]
-            scores = scores[keep]
-            drawn = draw_detections(picture, boxes, scores, classes, names)
+            keep = detected["scores"] >= args.score_thr
+            kept = {key: detected[key][keep] for key in ("boxes", "scores", "classes")}
+            height, width = (int(v) for v in out["image_size"][i])
+            picture = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))  # upright, as the model saw it
+            drawn = draw_detections(picture, kept["boxes"], kept["scores"], kept["classes"], names)
             drawn.save(os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + ".png"))
-            images.append({"id": image_id, "file_name": path, "height": picture.height, "width": picture.width})
-            found.append({"image_id": image_id, "boxes": boxes, "scores": scores, "classes": classes})
+            images.append({"id": detected["image_id"], "file_name": path, "height": height, "width": width})
+            found.append({"image_id": detected["image_id"], **kept})
     results = coco_results(found, rounded=True)
     with open(os.path.join(args.out, "detections.json"), "w") as handle:
         json.dump(results, handle)
@@ -194,7 +206,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tfdet.dataio.record_files import read_records
+    from tfdet.dataio.tfrecord_files import read_records
     from tfdet.evaluation import COCO_METRIC_NAMES
     from tfdet.evaluation.saved_model import evaluate_saved_model
     from tfdet.training.work_dir import class_names_of, saved_model_dir
@@ -213,6 +225,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(metrics, handle, indent=2)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tfdet.dataio.tfrecord_files import read_records
+    from tfdet.reporting.card import write_card
+    from tfdet.reporting.standalone import report_card
+    from tfdet.training.work_dir import class_names_of
+
+    names = class_names_of(args.model)
+    num_classes = args.num_classes or len(names)
+    if not num_classes:
+        raise ValueError(f"{args.model} has no label_map.json; pass --num-classes")
+    html = report_card(args.model, read_records(args.data), num_classes, names, args.data)
+    print(f"model card -> {write_card(args.out, html)}")
     return 0
 
 

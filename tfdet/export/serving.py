@@ -7,6 +7,12 @@ from typing import List, Optional
 
 import tensorflow as tf
 
+# the rollbacks of a serving directory, beside its versions (not a number: TF Serving passes it by); written by
+# pipeline/operations/served.py, read by the model card
+ROLLBACKS_FILE = "rollbacks.json"
+# where a served version carries its model card (TF Serving ignores assets.extra/)
+CARD_PATH = os.path.join("assets.extra", "model_card.html")
+
 
 def is_complete(version_dir: str) -> bool:
     """Whether a version directory holds a whole SavedModel.

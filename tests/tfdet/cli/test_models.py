@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from card_checks import cells
 from learnable_data import write_span
 from PIL import Image
 
-from tfdet.dataio.record_files import read_records
+from tfdet.dataio.tfrecord_files import read_records
 from tfdet.export.tflite import letterbox, run_tflite
 from tfdet.visualization import class_colour
 
@@ -114,6 +115,16 @@ def test_train_resume_predict_evaluate_export(tmp_path):
     for name, value in zip(("AP", "AP50", "AP75"), reference.stats[:3], strict=True):
         assert metrics[name] == pytest.approx(value, abs=2e-3), name
     assert metrics["AP50"] > 0.3 and metrics["num_images"] == len(records)
+
+    # report: the card shows evaluate's numbers and the work dir's training, every picture embedded
+    card = str(tmp_path / "card.html")
+    printed = tfdet("report", work, "--data", f"{default_data}/eval-*.tfrecord", "--out", card).stdout
+    assert printed.strip() == f"model card -> {card}"
+    page = open(card).read()
+    assert cells(page, "data-figure") == {name: f"{metrics[name]:.4f}" for name in ("AP50", "AP", "AR100")}
+    assert '<th class="name">seed</th><td class="name">0</td>' in page
+    assert '<th class="name">steps</th><td class="name">' in page and 'alt="training losses"' in page
+    assert page.count('src="data:image/png;base64,') >= 4 and 'Trained outside the pipeline' in page
 
     # export: each TFLite variant (NMS inside) agrees with the SavedModel both ways: every confident detection of
     # either side has a partner of its own on the other (same class, score and box within the variant's tolerance),
