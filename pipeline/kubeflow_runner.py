@@ -62,18 +62,24 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, data_root: str
         pipeline_root=pipeline_root, data_root=data_root, serving_model_dir=serving_dir, **changes))
 
 
-def compile_config(output: str, image: str, config: configs.PipelineConfig) -> str:
-    """Writes the kfp pipeline YAML of ``config`` to ``output`` (.yaml) and returns its path."""
-    from tfx import v1 as tfx
-
-    from pipeline.pipeline import create_pipeline
-
+def check_compile(output: str, config: configs.PipelineConfig) -> None:
+    """Raises ValueError, naming the fix, for what cannot compile (before TFX's seconds of imports)."""
     if not output.endswith(".yaml"):
-        raise ValueError(f"--output must end in .yaml (kfp 2 loads the YAML pipeline spec), got {output!r}")
+        raise ValueError(f"--output must end in .yaml (kfp 2 loads the YAML pipeline spec), got {output!r}: "
+                         f"--output {os.path.splitext(output)[0]}.yaml")
     if config.distribution == "multi_worker":
         raise ValueError("distribution 'multi_worker' needs several Trainer processes with TF_CONFIG, and TFX's "
                          "Trainer on Kubeflow is one pod: use 'mirrored' (every device of the Trainer's pod), or run "
                          "the training as a TFJob or a Vertex AI job")
+
+
+def compile_config(output: str, image: str, config: configs.PipelineConfig) -> str:
+    """Writes the kfp pipeline YAML of ``config`` to ``output`` (.yaml) and returns its path."""
+    check_compile(output, config)
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
+
     if config.beam == "flink":  # the cluster's workers and the job server as the pipeline image has them
         config = dataclasses.replace(config, beam_args=[*configs.KUBEFLOW_FLINK_ARGS, f"--sdk_container_image={image}",
                                                         *config.beam_args])
@@ -168,23 +174,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _compile_from(args: argparse.Namespace, output: str) -> str:
+def _config_of(args: argparse.Namespace) -> configs.PipelineConfig:
     resources = {"cpu": args.trainer_cpu, "memory_gb": args.trainer_memory_gb,
                  "accelerator": args.trainer_accelerator, "accelerator_count": args.trainer_accelerator_count}
-    config = configs.from_flags(args, configs.PipelineConfig.kubeflow(), serving_model_dir=args.serving_dir,
-                                trainer_resources=resources)
-    return compile_config(output, args.image, config)
+    return configs.from_flags(args, configs.PipelineConfig.kubeflow(), serving_model_dir=args.serving_dir,
+                              trainer_resources=resources)
 
 
 def main(argv=None) -> int:
+    """Entry point: one line naming the fix and exit status 2 for what cannot work."""
     args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    # what cannot work is said before the slow compilation
+    if args.command == "compile" or not args.package:
+        check_compile(args.output if args.command == "compile" else "pipeline.yaml", _config_of(args))
     if args.command == "compile":
-        print(f"wrote {_compile_from(args, args.output)}")
+        print(f"wrote {compile_config(args.output, args.image, _config_of(args))}")
         return 0
     if args.command == "schedule":
-        check_cron(args.cron)  # before the slow compilation
+        check_cron(args.cron)
+    if args.package:
+        _check_package(args.package)
     with tempfile.TemporaryDirectory() as scratch:
-        package = args.package or _compile_from(args, os.path.join(scratch, "pipeline.yaml"))
+        package = args.package or compile_config(os.path.join(scratch, "pipeline.yaml"), args.image, _config_of(args))
         if args.command == "submit":
             ids = submit(args.host, package, args.experiment, args.run_name, args.namespace)
         else:

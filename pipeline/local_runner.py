@@ -59,8 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="other commands:\n  python -m pipeline.local_runner status [--json]     what is served, and what made "
                "each version\n  python -m pipeline.local_runner rollback --to N     serve version N again (as a new "
-               "version)\n  python -m pipeline.cluster up|down|status           a Flink cluster for --beam flink")
+               "version)\n  python -m pipeline.engines.cluster up|down|status   a Flink cluster for --beam flink")
     configs.add_flags(parser, skip=("pipeline_root", "metadata_path", "serving_model_dir"))
+    parser.set_defaults(num_classes=None)  # the data's label_map.json, else configs.NUM_CLASSES
+    for action in parser._actions:
+        if action.dest == "num_classes":
+            action.help = (f"classes of the data and the model (default: as many as the spans' label_map.json name, "
+                           f"else {configs.NUM_CLASSES}; a flag that disagrees with them stops the run)")
     parser.add_argument("--output-root", default=configs.OUTPUT_ROOT,
                         help="pipeline root, MLMD database and serving directory go under it")
     parser.add_argument("--no-generate", action="store_true", help="do not generate the default dataset")
@@ -95,8 +100,9 @@ def where_next(config: configs.PipelineConfig, summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """A run of the pipeline with the output root to itself (pipeline/run_lock.py); returns the exit status."""
-    from pipeline.run_lock import RunInProgress, RunLock
+    """A run of the pipeline with the output root to itself (pipeline/operations/run_lock.py); returns the exit
+    status."""
+    from pipeline.operations.run_lock import RunInProgress, RunLock
 
     try:
         with RunLock(args.output_root, wait=args.wait):
@@ -107,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.beam import ENGINES, EngineUnavailable, check_engine
-    from pipeline.failures import PreflightError, check_data_root, check_metadata, disk_full
-    from pipeline.flink import FlinkSetupError
+    from pipeline.engines.beam import ENGINES, EngineUnavailable, check_engine
+    from pipeline.engines.flink import FlinkSetupError
+    from pipeline.operations.failures import PreflightError, check_data_root, check_metadata, data_classes, disk_full
 
     config = config_of(args)
     if not args.no_generate and os.path.abspath(args.data_root) == os.path.abspath(configs.DATA_ROOT):
@@ -119,21 +125,23 @@ def _run(args: argparse.Namespace) -> int:
                                  num_unlabelled=DEFAULT_NUM_UNLABELLED)
     try:  # before anything slow: what cannot work is one line, not a hang or a traceback
         check_data_root(config.data_root, config.train_pattern, config.eval_pattern)
+        config = dataclasses.replace(config, num_classes=data_classes(
+            config.data_root, config.train_pattern, args.num_classes, configs.NUM_CLASSES))
         check_metadata(config.metadata_path)
         check_engine(config.beam, config.beam_pipeline_args())
     except (PreflightError, EngineUnavailable, FlinkSetupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from pipeline.console import quiet_console
+    from pipeline.operations.console import quiet_console
 
     progress = quiet_console(args.verbose)
     from tfx import v1 as tfx
 
-    from pipeline.beam import runtime_args
+    from pipeline.engines.beam import runtime_args
+    from pipeline.operations.summary import collect, render
     from pipeline.pipeline import create_pipeline
-    from pipeline.summary import collect, render
 
-    # the project's code for the Beam workers and, on Flink, the cluster's parallelism (pipeline/beam.py)
+    # the project's code for the Beam workers and, on Flink, the cluster's parallelism (pipeline/engines/beam.py)
     config = dataclasses.replace(config, beam_args=[*config.beam_args,
                                                     *runtime_args(config.beam, config.beam_pipeline_args())])
     sys.path.insert(0, configs.REPO_ROOT)  # the components import models.* and components.*
@@ -172,15 +180,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def operate(argv) -> int:
-    """``status`` and ``rollback`` (see pipeline/operate.py)."""
+    """``status`` and ``rollback`` (see pipeline/operations/served.py)."""
     import json
 
-    from pipeline.operate import lineage, render_status, rollback
+    from pipeline.operations.served import lineage, render_status, rollback
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.local_runner " + argv[0])
     parser.add_argument("--output-root", default=configs.OUTPUT_ROOT)
     if argv[0] == "status":
         parser.add_argument("--json", action="store_true", help="print the lineage as JSON")
+        parser.add_argument("--path", action="store_true",
+                            help="print only the folder of the version TF Serving serves (for scripts)")
     else:
         parser.add_argument("--to", type=int, required=True, help="the version to serve again")
     args = parser.parse_args(argv[1:])
@@ -189,9 +199,18 @@ def operate(argv) -> int:
     if not os.path.exists(metadata):
         print(f"no pipeline metadata at {metadata}; run the pipeline first", file=sys.stderr)
         return 2
-    from pipeline.failures import PreflightError, check_metadata
-    from pipeline.run_lock import RunInProgress, RunLock, holder
+    from pipeline.operations.failures import PreflightError, check_metadata
+    from pipeline.operations.run_lock import RunInProgress, RunLock, holder
 
+    if argv[0] == "status" and args.path:
+        from tfdet.export.serving import latest_version
+
+        served = latest_version(serving)
+        if served is None:
+            print(f"nothing is served in {serving}", file=sys.stderr)
+            return 2
+        print(served)
+        return 0
     if argv[0] == "status":
         running = holder(args.output_root)
         entries = lineage(metadata, serving)
@@ -223,7 +242,7 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     if "--verbose" not in sys.argv:
-        from pipeline.console import drop_from_stderr
+        from pipeline.operations.console import drop_from_stderr
 
         drop_from_stderr()
     sys.exit(main())

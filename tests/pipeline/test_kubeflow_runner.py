@@ -6,7 +6,10 @@ talks to a local HTTP server that answers like the KFP API and records every req
 
 import http.server
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import urllib.parse
 
@@ -16,6 +19,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipeline.kubeflow_runner import compile_pipeline, main, schedule, submit
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +72,24 @@ def test_output_must_be_yaml(tmp_path):
     with pytest.raises(ValueError, match=r"Beam engine must be one of direct, in-memory, flink, portable, dataflow, "
                                          r"got 'storm'"):
         compile_pipeline(str(tmp_path / "p.yaml"), "img", str(tmp_path), "d", "s", beam="storm")
+
+
+def test_the_command_says_what_cannot_compile_in_one_line_before_the_slow_imports(tmp_path):
+    """Through a new process, as a user runs it: exit 2, one line, and TFX never imported."""
+    probe = ("import sys; from pipeline.kubeflow_runner import main; code = main(sys.argv[1:]); "
+             "assert 'tfx' not in sys.modules, 'TFX was imported'; sys.exit(code)")
+    for argv, line in (
+            (["compile", "--output", "p.json"], "error: --output must end in .yaml (kfp 2 loads the YAML pipeline "
+                                                "spec), got 'p.json': --output p.yaml"),
+            (["schedule", "--cron", "30 2 * * *", "--package", str(tmp_path / "p.yaml")],
+             "error: a KFP cron expression has 6 fields (second, minute, hour, day of month, month, day of week); "
+             "'30 2 * * *' has 5 (did you mean '0 30 2 * * *'?)"),
+            (["submit", "--package", "missing.yaml"], "error: pipeline package 'missing.yaml' does not exist: compile "
+                                                      "it first (python -m pipeline.kubeflow_runner compile --output "
+                                                      "missing.yaml)")):
+        done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, cwd=REPO,
+                              timeout=120)
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [line], (argv, done.stderr[-2000:])
 
 
 class RecordingKfpApi(http.server.BaseHTTPRequestHandler):
@@ -200,7 +223,7 @@ def test_submit_without_a_package_compiles_from_the_flags(kfp_api, tmp_path, cap
     # Beam's Flink-on-Kubernetes layout: the JobManager service, a worker pool beside each TaskManager running the
     # pipeline image (named as the SDK's, so that TFX stages nothing), every job at the cluster's slots, the job
     # server the image carries (not this machine's)
-    for arg in ("--runner=pipeline.flink_runner.FlinkRunner", "--flink_master=flink-jobmanager:8081",
+    for arg in ("--runner=pipeline.engines.flink_runner.FlinkRunner", "--flink_master=flink-jobmanager:8081",
                 "--environment_type=EXTERNAL", "--environment_config=localhost:50000", "--parallelism=8",
                 "--sdk_container_image=example.io/tfdet:flags",
                 "--flink_job_server_jar=/opt/tfdet/flink/job-server-2.56.0/beam-flink-job-server.jar"):

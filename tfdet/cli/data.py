@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import Optional
+
+from tfdet.registry import IMPORTERS
 
 
 def _add_convert_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="output directory of the TFRecord shards")
-    parser.add_argument("--prefix", default="data", help="shard file prefix, e.g. train or eval")
-    parser.add_argument("--num-shards", type=int, default=16)
+    parser.add_argument("--prefix", required=True,
+                        help="shard file prefix: train, eval or unlabelled, the files the pipeline reads "
+                             "(span-N/train-*, eval-*, unlabelled-*); another prefix needs the pipeline's --*-pattern")
+    parser.add_argument("--num-shards", type=int, default=16, help="shards at most (as many as the records fill)")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                         help="stop at the first bad record (raise) or leave bad records out and report them (skip)")
     parser.add_argument("--num-workers", type=int, default=None, help="processes checking images (default: all cores)")
@@ -32,28 +35,11 @@ def add_commands(commands) -> None:
                "--prefix train\n"
                "  tfdet convert images --images new_photos/ --output data/mine/span-2 --prefix unlabelled")
     sources = convert.add_subparsers(dest="source", required=True)
-    coco = sources.add_parser("coco", help="a COCO instances JSON")
-    coco.add_argument("--annotations", required=True)
-    coco.add_argument("--images", required=True, help="directory of the images")
-    coco.add_argument("--include-crowd", action="store_true")
-    coco.add_argument("--allow-outside-images", action="store_true",
-                      help="accept file_names outside --images (trusted annotations only)")
-    voc = sources.add_parser("voc", help="a Pascal VOC folder (Annotations/, JPEGImages/)")
-    voc.add_argument("--root", required=True)
-    voc.add_argument("--split", default=None, help="ImageSets/Main/<split>.txt; default: every XML")
-    voc.add_argument("--classes", default=None,
-                     help="comma-separated class names in id order; 'voc' for VOC's 20; default: the ids of "
-                          "label_map.json in --output (written by an earlier split), else the sorted names found")
-    voc.add_argument("--exclude-difficult", action="store_true")
-    voc.add_argument("--allow-outside-images", action="store_true",
-                     help="accept <filename>s outside JPEGImages/ (trusted annotations only)")
-    records = sources.add_parser("records", help="seed records as a JSON list or JSON lines")
-    records.add_argument("--input", required=True)
-    records.add_argument("--num-classes", type=int, default=None)
-    images = sources.add_parser("images", help="a folder of images without annotations (for batch inference)")
-    images.add_argument("--images", required=True, help="directory searched recursively for .jpg, .jpeg, .png")
-    for sub in (coco, voc, records, images):
-        _add_convert_options(sub)
+    for name in IMPORTERS.names:  # one subcommand per importer (tfdet/dataio/importers/, one file each)
+        importer = IMPORTERS.get(name)
+        source = sources.add_parser(name, help=importer.help)
+        importer.add_arguments(source)
+        _add_convert_options(source)
 
     generate = commands.add_parser("generate", help="write the embedded default dataset")
     generate.add_argument("--root", default="data")
@@ -78,34 +64,6 @@ def add_commands(commands) -> None:
     inspect.set_defaults(handler=_inspect)
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def unlabelled_records(image_dir: str) -> List[dict]:
-    """Converter records without boxes for every JPEG / PNG below ``image_dir`` (sorted; the source_id is the
-    path relative to ``image_dir``)."""
-    if not os.path.isdir(image_dir):
-        raise ValueError(f"--images {image_dir!r} is not a directory")
-    records = []
-    for folder, _, names in sorted(os.walk(image_dir)):
-        for name in sorted(names):
-            if name.lower().endswith(IMAGE_SUFFIXES):
-                path = os.path.join(folder, name)
-                records.append({"image_path": os.path.abspath(path), "bboxes": [], "labels": [],
-                                "source_id": os.path.relpath(path, image_dir)})
-    if not records:
-        raise ValueError(f"no {', '.join(IMAGE_SUFFIXES)} files below {image_dir!r}")
-    return records
-
-
-def _read_records(path: str) -> list:
-    with open(path) as handle:
-        text = handle.read()
-    if text.lstrip().startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def _print_report(report, output: str, prefix: str) -> None:
     print(f"records seen {report.records_seen}: written {report.written}, rejected {report.rejected}"
           f" ({report.boxes_written} boxes in {len(report.shards)} shards, {report.seconds:.1f} s)")
@@ -125,50 +83,13 @@ def _print_report(report, output: str, prefix: str) -> None:
     print(f"report: {os.path.join(output, prefix + '-report.json')}")
 
 
-def _existing_classes(output: str) -> Optional[List[str]]:
-    """The class names of ``output/label_map.json`` in id order (None without one), so that a second split
-    gets the ids the first one got; ids must run 0..n-1."""
-    from tfdet.dataio.label_map import label_map_path, read_label_map
-
-    path = label_map_path(output)
-    label_map = read_label_map(path)
-    if not label_map:
-        return None
-    if sorted(label_map) != list(range(len(label_map))):
-        raise ValueError(f"{path} has ids {sorted(label_map)}, not 0..{len(label_map) - 1}; pass --classes")
-    print(f"classes from {path}: {', '.join(label_map[i] for i in range(len(label_map)))}")
-    return [label_map[i] for i in range(len(label_map))]
-
-
 def _convert(args: argparse.Namespace) -> int:
     from tfdet.dataio.converter import convert_dataset_to_tfrecord
-    from tfdet.dataio.importers import load_coco_records, load_voc_records
-    from tfdet.dataio.importers.voc import VOC_CLASSES
 
-    label_map, num_classes = None, None
-    if args.source == "coco":
-        records, label_map, summary = load_coco_records(args.annotations, args.images, args.include_crowd,
-                                                        args.allow_outside_images)
-        print(f"COCO: {summary.images} images, {summary.boxes} boxes, left out {summary.skipped_boxes or 'none'}")
-        if summary.skipped_ids.get("no_image"):
-            print(f"  {len(summary.skipped_ids['no_image'])} annotation(s) name an image_id the file does not list: "
-                  f"{', '.join(summary.skipped_ids['no_image'][:10])}")
-    elif args.source == "voc":
-        classes = None
-        if args.classes:
-            classes = VOC_CLASSES if args.classes == "voc" else [c.strip() for c in args.classes.split(",")]
-        else:
-            classes = _existing_classes(args.output)
-        records, label_map, summary = load_voc_records(args.root, args.split, classes, not args.exclude_difficult,
-                                                       allow_outside=args.allow_outside_images)
-        print(f"VOC: {summary.images} images, {summary.boxes} boxes, left out {summary.skipped_boxes or 'none'}")
-    elif args.source == "images":
-        records = unlabelled_records(args.images)
-        print(f"images: {len(records)} files without annotations in {args.images}")
-    else:
-        records, num_classes = _read_records(args.input), args.num_classes
-    if label_map is not None:
-        num_classes = len(label_map)
+    imported = IMPORTERS.get(args.source).load(args)
+    print(imported.summary)
+    records, label_map = imported.records, imported.label_map
+    num_classes = len(label_map) if label_map is not None else imported.num_classes
     report = convert_dataset_to_tfrecord(
         records, num_shards=args.num_shards, output_dir=args.output, prefix=args.prefix,
         num_classes=num_classes, label_map=label_map, on_error=args.on_error, num_workers=args.num_workers,
@@ -177,7 +98,7 @@ def _convert(args: argparse.Namespace) -> int:
     if report.written == 0:
         reason = (f"all {report.records_seen} records were rejected" if report.records_seen
                   else "the input has no records")
-        print(f"tfdet convert: error: nothing was written ({reason}); the shards in {args.output} are empty. "
+        print(f"tfdet convert: error: nothing was written ({reason}); no shard was made in {args.output}. "
               f"Fix the input using the report above and convert again", file=sys.stderr)
         return 1
     return 0
@@ -209,8 +130,8 @@ def inspect_records(pattern: str, size: int = 512, batch_size: int = 4,
 
     from tfdet.dataio.label_map import label_map_beside, read_label_map
     from tfdet.dataio.pipeline import pipeline
-    from tfdet.dataio.record_files import find_damaged_file
     from tfdet.dataio.steps.source import InputReadRecordFiles
+    from tfdet.dataio.tfrecord_files import find_damaged_file
 
     source = InputReadRecordFiles(pattern_file=pattern)
     steps = [

@@ -3,19 +3,48 @@
 The TFLite model takes ``image``: uint8 [1, H, W, 3] at the network's input size (letterbox or resize
 it first; :func:`letterbox` does it as the SavedModel does) and returns ``detection_boxes`` [1, K, 4]
 (ymin, xmin, ymax, xmax, normalised to that input), ``detection_scores`` [1, K],
-``detection_classes`` [1, K] and ``num_detections`` [1]. Class-wise NMS
+``detection_classes`` [1, K] and ``num_detections`` [1], classes and count as floats. :func:`detect_tflite` does
+the letterbox, runs the model and returns boxes in the original image's pixels. Class-wise NMS
 (``CombinedNonMaxSuppression``) has no TFLite builtin, so it runs as a TF Select op: the interpreter
 of the ``tensorflow`` pip package runs it; a mobile app links the Flex delegate.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 QUANTIZATIONS = (None, "float16", "dynamic_int8")
+# what the interpreter's native code prints on every load of a model with a TF Select op: the Flex delegate's
+# notice, and TensorFlow's complaint about an attribute the converter adds to CombinedNonMaxSuppression
+RUNTIME_NOISE = re.compile(r"Created TensorFlow Lite delegate for select TF ops|TfLiteFlexDelegate delegate: "
+                           r"|NodeDef mentions attribute use_inter_op_parallelism|^\s*$")
+
+
+@contextlib.contextmanager
+def quiet_runtime() -> Iterator[None]:
+    """Drops :data:`RUNTIME_NOISE` from what native code writes to stderr meanwhile; every other line is passed on."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                    if not RUNTIME_NOISE.search(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
 
 
 def export_tflite(model, path: str, quantization: Optional[str] = None, score_thr: Optional[float] = None,
@@ -78,7 +107,23 @@ def letterbox(image: np.ndarray, height: int, width: int) -> Tuple[np.ndarray, n
 
 
 def run_tflite(path: str, image: np.ndarray) -> dict:
-    """Runs a ``.tflite`` detector on one uint8 [1, H, W, 3] input; returns its outputs by name."""
-    interpreter = tf.lite.Interpreter(model_path=path)
-    runner = interpreter.get_signature_runner()
-    return {key: np.asarray(value) for key, value in runner(image=image).items()}
+    """Runs a ``.tflite`` detector on one uint8 [1, H, W, 3] input at its input size; returns its outputs by name
+    (boxes normalised to that input)."""
+    with quiet_runtime():
+        runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
+        return {key: np.asarray(value) for key, value in runner(image=image).items()}
+
+
+def detect_tflite(path: str, image: np.ndarray) -> dict:
+    """Detects objects in one image of any size (uint8 [H, W, 3], RGB) with a ``.tflite`` detector: letterboxed
+    to the model's input as the SavedModel does, run, and mapped back. Returns ``boxes`` [K, 4] (ymin, xmin, ymax,
+    xmax) in the image's pixels, ``scores`` [K] and ``classes`` [K] (int), the K detections the model kept."""
+    from tfdet.core.detections import split_detections
+
+    with quiet_runtime():
+        runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
+        height, width = (int(v) for v in runner.get_input_details()["image"]["shape"][1:3])
+        inputs, window = letterbox(image, height, width)
+        outputs = {key: np.asarray(value) for key, value in runner(image=inputs).items()}
+    (found,) = split_detections(outputs, [image.shape[:2]], windows=window[None])
+    return {"boxes": found["boxes"], "scores": found["scores"], "classes": found["classes"].astype(np.int64)}

@@ -46,6 +46,7 @@ def test_convert_images_writes_every_image_without_boxes(tmp_path, capsys, image
     assert sorted((f[features.HEIGHT].int64_list.value[0], f[features.WIDTH].int64_list.value[0])
                   for f in found) == [(20, 50), (30, 40)]
     (tmp_path / "empty").mkdir()
-    assert main(["convert", "images", "--images", str(tmp_path / "empty"), "--output", str(out)]) == 2
+    assert main(["convert", "images", "--images", str(tmp_path / "empty"), "--output", str(out),
+                 "--prefix", "unlabelled"]) == 2
     assert capsys.readouterr().err == f"tfdet convert: error: no .jpg, .jpeg, .png files below " \
                                       f"'{tmp_path / 'empty'}'\n"

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -12,10 +13,10 @@ import sys
 import pytest
 
 from tfdet.cli import inspect_records
+from tfdet.dataio.annotations import RecordError
 from tfdet.dataio.converter import _INLINE_BELOW
 from tfdet.dataio.pipeline import pipeline
-from tfdet.dataio.record_files import DamagedRecordFile, check_record_file
-from tfdet.dataio.records import RecordError
+from tfdet.dataio.tfrecord_files import DamagedRecordFile, check_record_file
 from tfdet.dataio.tfrecord_utilts import convert_dataset_to_tfrecord
 
 POOL_RECORDS = 2 * _INLINE_BELOW + 6
@@ -209,3 +210,19 @@ def test_inspect_names_a_damaged_compressed_shard(tmp_path, image_factory):
         handle.write(compressed[damaged][:-30])
     with pytest.raises(DamagedRecordFile, match=rf"^{damaged}: .*the file is damaged"):
         inspect_records(str(tmp_path / "out" / "*.gz"), size=32)
+
+
+def test_inspect_on_a_shard_damaged_inside_is_one_line_without_tensorflows_internals(tmp_path, image_factory, capsys):
+    from tfdet.cli import main
+
+    path = image_factory("a.png", 10, 10)
+    report = convert_dataset_to_tfrecord([record(path)] * 4, 1, str(tmp_path / "out"), prefix="train",
+                                         show_progress=False)
+    data = bytearray(open(report.shards[0], "rb").read())
+    data[20:28] = b"\0" * 8  # inside the first record's bytes: the lengths hold, its checksum breaks
+    open(report.shards[0], "wb").write(bytes(data))
+    assert main(["inspect", str(tmp_path / "out" / "train-*.tfrecord"), "--size", "32"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.fullmatch(rf"tfdet inspect: error: {re.escape(report.shards[0])}: corrupted record at 12; the file is "
+                        rf"damaged \(cut short by an interrupted copy or conversion\?\): copy or convert it again, "
+                        rf"or leave it out of the pattern", line), line
