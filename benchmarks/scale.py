@@ -9,8 +9,8 @@ ImportExampleGen -> StatisticsGen -> ExampleValidator -> BoxGate -> Transform (p
 -- in a process of its own (``_run``), on:
 
 * ``direct``: Beam's DirectRunner, one worker per core (the pipeline's default);
-* ``flink``: a Flink cluster of 2 TaskManagers on this machine (``pipeline.cluster up``, parallelism 2), and once
-  more at parallelism 1 (``--efficiency-size`` examples) for the parallel efficiency.
+* ``flink``: a Flink cluster of 2 TaskManagers on this machine (``pipeline.engines.cluster up``, parallelism 2), and
+  once more at parallelism 1 (``--efficiency-size`` examples) for the parallel efficiency.
 
 Batch inference is measured alike on ``--bulk`` unlabelled images: UnlabelledExampleGen -> BulkInferrer (an untrained
 ``tiny`` detector exported by tfdet) -> BatchDetections.
@@ -38,7 +38,7 @@ from typing import Dict, List
 
 import _env  # noqa: F401,E402,I001  (the repository on sys.path, tf_keras: benchmarks/_env.py)
 
-from benchmarks.report import RESULTS, save  # noqa: E402
+from benchmarks.report import RESULTS, STARTED, save  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARD = 1000  # examples per pool shard pair: 900 train, 100 eval
@@ -124,7 +124,7 @@ class Memory(threading.Thread):
     def _cluster(self):
         import psutil
 
-        from pipeline import cluster
+        from pipeline.engines import cluster
 
         state = cluster.read_state("flink") or {}
         found = []
@@ -163,12 +163,13 @@ class Memory(threading.Thread):
 def run_once(args: argparse.Namespace) -> None:
     """``_run``: one pipeline (the data steps, or batch inference with ``--bulk-model``); prints its JSON."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from pipeline.console import quiet_console
+    from pipeline.operations.console import quiet_console
 
     progress = quiet_console(verbose=False)
     from tfx import v1 as tfx
 
-    from pipeline import beam, configs
+    from pipeline import configs
+    from pipeline.engines import beam
     from pipeline.pipeline import batch_inference, data_components
 
     config = configs.PipelineConfig(data_root=args.data_root, beam=args.engine, num_classes=5,
@@ -204,16 +205,40 @@ def run_once(args: argparse.Namespace) -> None:
                                         "wall": round(time.perf_counter() - started, 1)}), flush=True)
 
 
-def measure(engine: str, root: str, output_root: str, extra: List[str] = (), bulk_model: str = "") -> dict:
+RUNS_FILE = "scale_runs.json"  # each finished run, so that ``--resume`` goes on where a stopped ladder ended
+RUN_TIMEOUT = 4 * 3600  # one run of the ladder; a hung engine fails instead of waiting for ever
+
+
+def finished_runs() -> Dict[str, dict]:
+    path = os.path.join(RESULTS, RUNS_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def measure(engine: str, root: str, output_root: str, extra: List[str] = (), bulk_model: str = "",
+            key: str = "", resume: bool = False) -> dict:
+    """One run of the data steps in a process of its own; with ``resume``, the result ``key`` recorded earlier."""
+    done = finished_runs()
+    if resume and key in done:
+        print(f"{key}: the run recorded at {done[key]['commit']}", flush=True)
+        return done[key]["result"]
     command = [sys.executable, os.path.abspath(__file__), "_run", "--engine", engine, "--data-root", root,
                "--output-root", output_root, *[f"--beam-arg={arg}" for arg in extra]]
     if bulk_model:
         command += ["--bulk-model", bulk_model]
-    ran = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    ran = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     found = [line for line in ran.stdout.splitlines() if line.startswith("SCALE-RESULT ")]
     if ran.returncode != 0 or not found:
         raise RuntimeError(f"{' '.join(command)} failed:\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}")
-    return json.loads(found[0][len("SCALE-RESULT "):])
+    result = json.loads(found[0][len("SCALE-RESULT "):])
+    if key:
+        done = finished_runs()
+        done[key] = {"commit": STARTED["commit"], "uncommitted_changes": STARTED["uncommitted_changes"],
+                     "result": result}
+        save(RUNS_FILE, done, show=False)
+    return result
 
 
 def bulk_model(directory: str) -> str:
@@ -317,9 +342,11 @@ def main() -> None:
     parser.add_argument("--efficiency-size", type=int, default=10_000,
                         help="the size Flink also runs at parallelism 1 (0: not measured)")
     parser.add_argument("--work", default="", help="where the corpus and the runs go (default: $TFDET_HOME)")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"reuse the runs benchmarks/results/{RUNS_FILE} recorded (a ladder stopped part way)")
     args = parser.parse_args()
-    from pipeline import cluster
-    from tfdet.weights.fetch import cache_dir
+    from pipeline.engines import cluster
+    from tfdet.files import cache_dir
 
     work = args.work or cache_dir("scale_corpus")
     pool = corpus(work, max(args.sizes), args.bulk)
@@ -334,16 +361,19 @@ def main() -> None:
         try:
             for size in args.sizes:
                 with tempfile.TemporaryDirectory(dir=work) as out:
-                    runs.setdefault(engine, {})[size] = measure(engine, roots[size], out)
+                    runs.setdefault(engine, {})[size] = measure(engine, roots[size], out, key=f"{engine}:{size}",
+                                                                resume=args.resume)
                 print(engine, size, runs[engine][size]["seconds"], flush=True)
             if engine == "flink" and args.efficiency_size:
                 with tempfile.TemporaryDirectory(dir=work) as out:
-                    efficiency_runs = measure(engine, roots[args.efficiency_size], out, ["--parallelism=1"])
+                    efficiency_runs = measure(engine, roots[args.efficiency_size], out, ["--parallelism=1"],
+                                              key=f"{engine}:{args.efficiency_size}:parallelism-1", resume=args.resume)
                 print("flink parallelism 1", efficiency_runs["seconds"], flush=True)
             if args.bulk:
                 unlabelled = data_root(work, pool, args.bulk, ("unlabelled",))
                 with tempfile.TemporaryDirectory(dir=work) as out:
-                    bulk[engine] = measure(engine, unlabelled, out, bulk_model=model)
+                    bulk[engine] = measure(engine, unlabelled, out, bulk_model=model, key=f"{engine}:bulk",
+                                           resume=args.resume)
                 print(engine, "bulk", bulk[engine]["seconds"], flush=True)
         finally:
             if engine == "flink":
@@ -351,7 +381,8 @@ def main() -> None:
     summary = summarise(runs, args.sizes)
     result = {"command": "make bench-scale", "sizes": args.sizes, "image_sizes_px": list(IMAGE_SIZES),
               "summary": summary, "runs": {e: {str(k): v for k, v in r.items()} for e, r in runs.items()},
-              "bulk_inference": {"images": args.bulk, "runs": bulk}}
+              "bulk_inference": {"images": args.bulk, "runs": bulk},
+              "run_commits": {key: run["commit"] for key, run in finished_runs().items()}}
     if "direct" in runs and "flink" in runs:
         largest = max(args.sizes)
         total = {engine: sum(runs[engine][largest]["seconds"][step] for step in DATA_STEPS) for engine in runs}
