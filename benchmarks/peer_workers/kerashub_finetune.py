@@ -1,25 +1,27 @@
 """KerasHub's RetinaNet R50-FPN fine-tuned on the tree crowns with its own recipe, inside the KerasHub environment
-(benchmarks/real_trees.py --runs kerashub starts it and evaluates its detections with tfdet's pycocotools code).
+(benchmarks/trees.py, stage kerashub, starts it and evaluates its detections with tfdet's pycocotools code).
 
     python kerashub_finetune.py --data DIR --steps 700 --batch-size 4 --seed 0 --out DIR
 
-``--data`` holds what real_trees.py hands over: ``data.json`` (train and eval images as PNG files, boxes in pixels
-y-first, labels; the eval split in the order of tfdet's evaluation) and ``resnet50.npz``: the Keras ImageNet
+``--data`` holds what trees.py hands over: ``data.json`` (the train, val and test images as PNG files, boxes in
+pixels y-first, labels; val and test in the order of tfdet's evaluation) and ``resnet50.npz``: the Keras ImageNet
 ResNet-50 that tfdet's ``keras:resnet50_imagenet`` gives, as tfdet's converted torchvision-style arrays (RGB stem,
 conv biases folded into the BatchNorm means, epsilon 1e-5; the input is 0-255 RGB minus the ImageNet mean).
 
 KerasHub 0.32's ResNetBackbone is ResNet v1.5 (the stride on the 3x3 conv); those weights are ResNet v1 (the stride
 on the first 1x1), so the worker builds KerasHub's bottleneck with the stride on the 1x1 -- one of its two changes to
-KerasHub -- and writes the backbone's C2-C5 on a fixed input (``features.npz``) for real_trees.py to compare with
+KerasHub -- and writes the backbone's C2-C5 on a fixed input (``features.npz``) for comparison with
 tfdet's converted backbone, itself checked against keras.applications.
 
 Training is KerasHub's own recipe with the paper's head initialisation (``paper_head_init``; ``--keras-hub-init``
 keeps KerasHub's): ``compile()``'s defaults (Adam 5e-5; Huber box and focal class losses, summed),
 every layer trainable, BatchNorm in training mode, mixed bfloat16; images letterboxed to 512 and flipped
 horizontally and vertically at random (tfdet's flips); ``--batch-size`` images a step for ``--steps`` steps, so that
-both systems see the same number of images. Evaluation predicts the eval images in float32 (KerasHub's predict
-fails under mixed_bfloat16) with NMS at IoU 0.5, score 0.05, 100 per image (tfdet's test settings: KerasHub's
-default score threshold, 0.5, would cut recall) and writes the boxes in each image's pixels to ``result.json``.
+both systems see the same number of images. Evaluation predicts the val and test images in float32 (KerasHub's
+predict fails under mixed_bfloat16) with score 0.05 and 100 per image (tfdet's test settings: KerasHub's default
+score threshold, 0.5, would cut recall), once per NMS IoU of ``NMS_IOUS`` -- its test-time choice, which
+trees.py makes on the val split -- and writes the boxes in each image's pixels to
+``detections_<split>_iou<IoU>.json``.
 """
 
 import argparse
@@ -37,6 +39,7 @@ from protocol import report  # noqa: E402
 SIZE = 512
 MEAN_RGB = (123.68, 116.779, 103.939)  # Keras' caffe preprocessing, in RGB order (the stem was flipped to RGB)
 FEATURE_INPUT_SEED = 0
+NMS_IOUS = (0.4, 0.5, 0.6)
 
 
 def v1_bottleneck_block(x, filters, kernel_size=3, stride=1, conv_shortcut=False, use_pre_activation=False,
@@ -95,7 +98,7 @@ def load_resnet50(encoder, arrays) -> int:
     return len(filled)
 
 
-def build(num_classes: int, weights=None, score_thr: float = 0.05, head_init_seed=None):
+def build(num_classes: int, weights=None, score_thr: float = 0.05, head_init_seed=None, nms_iou: float = 0.5):
     import keras_hub
     from keras_hub.layers import NonMaxSuppression
     from keras_hub.src.models.resnet import resnet_backbone
@@ -107,7 +110,7 @@ def build(num_classes: int, weights=None, score_thr: float = 0.05, head_init_see
     filled = load_resnet50(encoder, weights) if weights is not None else 0
     # use_p5=False (P6 from the FPN's P5): the arrangement its tree-crown figure was measured with
     backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=3, max_level=7, use_p5=False)
-    decoder = NonMaxSuppression(bounding_box_format="yxyx", from_logits=True, iou_threshold=0.5,
+    decoder = NonMaxSuppression(bounding_box_format="yxyx", from_logits=True, iou_threshold=nms_iou,
                                 confidence_threshold=score_thr, max_detections=100)
     model = keras_hub.models.RetinaNetObjectDetector(backbone=backbone, num_classes=num_classes,
                                                      bounding_box_format="yxyx", prediction_decoder=decoder)
@@ -218,21 +221,24 @@ def main() -> None:
         result["loss_per_epoch"] = [round(float(v), 4) for v in history.history["loss"]]
 
         keras.mixed_precision.set_global_policy("float32")
-        model.set_weights(trained.get_weights())
-        predict = tf.function(model.predict_step)  # predict_on_batch's 1-tuple breaks KerasHub 0.32's decoder
-        detections = []
-        for index, image in enumerate(data["eval"]):
-            pixels, scale = letterbox(tf, image["path"])
-            out = predict(pixels[None])
-            count = int(out["num_detections"][0])
-            # letterboxed pixels -> the image's own, clipped to it (as tfdet's export clips)
-            boxes = np.asarray(out["boxes"][0, :count]) / float(scale)
-            boxes = np.clip(boxes, 0, [image["height"], image["width"]] * 2)
-            detections.append({"image_id": index, "boxes": boxes.tolist(),
-                               "scores": np.asarray(out["confidence"][0, :count]).tolist(),
-                               "classes": np.asarray(out["labels"][0, :count]).astype(int).tolist()})
-        with open(os.path.join(args.out, "detections.json"), "w") as handle:
-            json.dump(detections, handle)
+        for iou in NMS_IOUS:
+            model, _, _ = build(data["num_classes"], nms_iou=iou)
+            model.set_weights(trained.get_weights())
+            predict = tf.function(model.predict_step)  # predict_on_batch's 1-tuple breaks KerasHub 0.32's decoder
+            for split in ("val", "test"):
+                detections = []
+                for index, image in enumerate(data[split]):
+                    pixels, scale = letterbox(tf, image["path"])
+                    out = predict(pixels[None])
+                    count = int(out["num_detections"][0])
+                    # letterboxed pixels -> the image's own, clipped to it (as tfdet's export clips)
+                    boxes = np.asarray(out["boxes"][0, :count]) / float(scale)
+                    boxes = np.clip(boxes, 0, [image["height"], image["width"]] * 2)
+                    detections.append({"image_id": index, "boxes": boxes.tolist(),
+                                       "scores": np.asarray(out["confidence"][0, :count]).tolist(),
+                                       "classes": np.asarray(out["labels"][0, :count]).astype(int).tolist()})
+                with open(os.path.join(args.out, f"detections_{split}_iou{iou}.json"), "w") as handle:
+                    json.dump(detections, handle)
         result["params"] = int(trained.count_params())
 
     report(result, measure)
