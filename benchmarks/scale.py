@@ -214,7 +214,9 @@ def finished_runs() -> Dict[str, dict]:
     if not os.path.exists(path):
         return {}
     with open(path) as handle:
-        return json.load(handle)
+        runs = json.load(handle)
+    runs.pop("measured", None)  # save()'s stamp of the file, not a run
+    return runs
 
 
 def measure(engine: str, root: str, output_root: str, extra: List[str] = (), bulk_model: str = "",

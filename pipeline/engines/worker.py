@@ -137,11 +137,15 @@ def boot(argv: Optional[List[str]] = None) -> None:
     for name in CONTRACT_ARGS:
         parser.add_argument("--" + name, default="")
     args, _ = parser.parse_known_args(argv)
+    started = time.monotonic()
     info = provision_info(args.provision_endpoint, args.id)
     environment = dict(os.environ, **worker_environment(args, info))
     site = install_dependencies(args, info, os.path.join(tempfile.gettempdir(), "beam-staged"))
     if site:
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [site, environment.get("PYTHONPATH")]))
+    print(f"{time.strftime('%H:%M:%S')} worker {args.id} (pid {os.getpid()}): provisioned in "
+          f"{time.monotonic() - started:.1f} s; control {environment['CONTROL_API_SERVICE_DESCRIPTOR'].strip()}",
+          file=sys.stderr, flush=True)
     # the pool reads nothing from a worker's stdout (a full pipe would stall it): everything goes to stderr
     os.dup2(2, 1)
     command = [sys.executable, "-m", "apache_beam.runners.worker.sdk_worker_main"]
@@ -156,46 +160,63 @@ def write_executable(path: str) -> str:
     return path
 
 
-def pool_servicer(executable: str):
-    """Beam's worker pool servicer, except that a stop request stops the worker it was meant for.
+def _log(message: str) -> None:
+    """A line of the pool's own log (its stderr): what it was asked and what came of it."""
+    print(f"{time.strftime('%H:%M:%S')} worker pool: {message}", file=sys.stderr, flush=True)
 
-    Beam's servicer keeps one process per worker id, and a TaskManager gives its next environment the id of the one
-    it has just closed. The two calls run on different threads of the pool's server: when the new worker's start
-    overtakes the old worker's stop, Beam's servicer stops the new worker, and the TaskManager waits for it for
-    ever ("Still waiting for startup of environment"). Starts and stops of one id come in pairs, in order, so this
-    servicer keeps every process of an id and stops the oldest one not yet stopped.
+
+def pool_servicer(executable: str):
+    """Beam's worker pool servicer, except that it leaves each worker to end by itself.
+
+    A stop request names a worker by its id alone, and ids are not unique: every TaskManager numbers its workers
+    from ``1-1``, and gives its next environment the id of the one it has just closed. Acting on stops, as Beam's
+    servicer does (one process per id), killed another TaskManager's running worker, or the new worker of the same
+    TaskManager when its start overtook the old one's stop: the job failed, or its TaskManager waited for ever
+    ("Still waiting for startup of environment"). A TaskManager closes a worker's control channel before it asks
+    to stop it, and Beam's SDK harness ends when its control channel closes, so the pool only reaps the workers
+    that have ended; ``cluster down`` ends the pool's process group, workers included.
     """
-    import collections
     import threading
 
     from apache_beam.portability.api import beam_fn_api_pb2
-    from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer, kill_process_gracefully
+    from apache_beam.runners.worker.worker_pool_main import BeamFnExternalWorkerPoolServicer
 
-    class PairedStopServicer(BeamFnExternalWorkerPoolServicer):
+    class SelfEndingWorkersServicer(BeamFnExternalWorkerPoolServicer):
         def __init__(self) -> None:
             super().__init__(use_process=True, container_executable=executable)
             self._lock = threading.Lock()
-            self._started: Dict[str, collections.deque] = collections.defaultdict(collections.deque)
+            self._running: List[subprocess.Popen] = []
+
+        def _reap(self) -> None:
+            for process in [p for p in self._running if p.poll() is not None]:
+                self._running.remove(process)
+                _log(f"worker pid {process.pid} ended with status {process.returncode}")
 
         def StartWorker(self, request, context):  # noqa: N802  (gRPC's method name)
             with self._lock:  # Beam's servicer files the process under its id; it moves here at once
                 response = super().StartWorker(request, context)
                 process = self._worker_processes.pop(request.worker_id, None)
                 if process is not None:
-                    self._started[request.worker_id].append(process)
+                    self._running.append(process)
+                self._reap()
+            _log(f"started worker {request.worker_id}: pid {process.pid if process else None} "
+                 f"{response.error.strip().splitlines()[-1] if response.error else ''}")
             return response
 
         def StopWorker(self, request, context):  # noqa: N802
             with self._lock:
-                started = self._started.get(request.worker_id)
-                process = started.popleft() if started else None
-                if started is not None and not started:
-                    del self._started[request.worker_id]
-            if process is not None:
-                kill_process_gracefully(process)
+                self._reap()
+                alive = len(self._running)
+            _log(f"stop of worker {request.worker_id} asked: left to end by itself ({alive} workers running)")
             return beam_fn_api_pb2.StopWorkerResponse()
 
-    return PairedStopServicer()
+        def running(self) -> List[int]:
+            """The pids of the workers that have not ended (reaping those that have)."""
+            with self._lock:
+                self._reap()
+                return [process.pid for process in self._running]
+
+    return SelfEndingWorkersServicer()
 
 
 def pool(port: int, host: str = "localhost") -> None:

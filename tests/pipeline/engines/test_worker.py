@@ -1,7 +1,9 @@
-"""pipeline/engines/worker.py's pool: a stop request stops the worker it was meant for, even when the start of the
-TaskManager's next worker, under the same id, overtakes it (which left Flink waiting for ever on a killed worker)."""
+"""pipeline/engines/worker.py's pool leaves every worker to end by itself: stop requests name a worker by an id that
+two TaskManagers (or one TaskManager's old and new environment) share, and acting on them killed running workers --
+a failed job, or a TaskManager waiting for ever."""
 
 import os
+import signal
 import time
 
 from apache_beam.portability.api import beam_fn_api_pb2, endpoints_pb2
@@ -16,18 +18,18 @@ def start_request(worker_id: str) -> beam_fn_api_pb2.StartWorkerRequest:
                                               provision_endpoint=endpoint)
 
 
-def alive(pid: int) -> bool:
+def state(pid: int) -> str:
+    """'running', 'zombie' (ended, not reaped) or 'gone'."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as handle:
-        return handle.read().split()[2] != "Z"
+        with open(f"/proc/{pid}/stat") as handle:
+            return "zombie" if handle.read().rsplit(")", 1)[1].split()[0] == "Z" else "running"
+    except FileNotFoundError:
+        return "gone"
 
 
-def test_a_stop_overtaken_by_the_next_start_of_the_same_id_stops_the_older_worker(tmp_path):
+def test_stops_never_kill_a_worker_and_ended_workers_are_reaped(tmp_path):
     pids = tmp_path / "pids"
-    executable = tmp_path / "boot"  # a worker that records its pid and lives until stopped
+    executable = tmp_path / "boot"  # a worker that records its pid and lives until it is ended
     executable.write_text(f'#!/bin/sh\necho $$ >> "{pids}"\nexec sleep 300\n')
     executable.chmod(0o755)
     servicer = pool_servicer(str(executable))
@@ -41,12 +43,21 @@ def test_a_stop_overtaken_by_the_next_start_of_the_same_id_stops_the_older_worke
             time.sleep(0.05)
         raise AssertionError(f"{count} workers did not start")
 
-    servicer.StartWorker(start_request("2-1"), None)
-    (first,) = started(1)
-    servicer.StartWorker(start_request("2-1"), None)  # the next environment's worker, before the first's stop
-    second = started(2)[1]
-    servicer.StopWorker(beam_fn_api_pb2.StopWorkerRequest(worker_id="2-1"), None)
-    assert not alive(first) and alive(second)  # Beam's own servicer stops the second one here
-    servicer.StopWorker(beam_fn_api_pb2.StopWorkerRequest(worker_id="2-1"), None)
-    assert not alive(second)
-    servicer.StopWorker(beam_fn_api_pb2.StopWorkerRequest(worker_id="2-1"), None)  # nothing left: no error
+    servicer.StartWorker(start_request("1-1"), None)  # TaskManager 1's first worker
+    servicer.StartWorker(start_request("1-1"), None)  # TaskManager 2's first worker: the same id
+    first, second = started(2)
+    servicer.StopWorker(beam_fn_api_pb2.StopWorkerRequest(worker_id="1-1"), None)  # which one did it mean?
+    assert state(first) == state(second) == "running"  # Beam's own servicer kills one of them here
+    try:
+        os.kill(first, signal.SIGTERM)  # as a harness ends when its TaskManager closes its control channel
+        deadline = time.monotonic() + 10
+        while state(first) == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        servicer.StopWorker(beam_fn_api_pb2.StopWorkerRequest(worker_id="1-1"), None)
+        assert state(first) == "gone" and servicer.running() == [second]  # reaped: no zombie is left
+    finally:
+        os.kill(second, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while servicer.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert servicer.running() == [] and state(second) == "gone"
