@@ -5,11 +5,35 @@ SavedModel export, tensorflow-transform and TFMA all need; set
 ``TF_USE_LEGACY_KERAS`` yourself before importing TensorFlow to override.
 """
 
+import importlib
+import importlib.abc
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
+
+# the seed's import paths of modules that have moved since: the old name imports the module where it lives now
+MOVED = {"tfdet.models.callbacks": "tfdet.training.callbacks"}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves each :data:`MOVED` name as the module it moved to (one module object under both names)."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name in MOVED else None
+
+    def create_module(self, spec):
+        return importlib.import_module(MOVED[spec.name])
+
+    def exec_module(self, module) -> None:
+        """The module was executed under its own name already."""
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModules())
 
 
 def version_info() -> dict:

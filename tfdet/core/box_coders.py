@@ -58,10 +58,10 @@ class DeltaXYWHCoder:
         return tf.stack([cy - 0.5 * h, cx - 0.5 * w, cy + 0.5 * h, cx + 0.5 * w], axis=-1)
 
     def get_config(self) -> dict:
-        return {"name": "deltaxywh", "scale_factors": self.scale_factors, "wh_ratio_clip": self.wh_ratio_clip}
+        return {"name": "DeltaXYWHCoder", "scale_factors": self.scale_factors, "wh_ratio_clip": self.wh_ratio_clip}
 
 
-@BOX_CODERS.register(aliases=("distance", "DistancePointBBoxCoder"))
+@BOX_CODERS.register(aliases=("DistancePointBBoxCoder",))  # mmdetection's name
 class DistancePointCoder:
     """Boxes as distances from a point to their sides (FCOS; mmdetection's DistancePointBBoxCoder).
 
@@ -81,4 +81,4 @@ class DistancePointCoder:
         return tf.stack([y - top, x - left, y + bottom, x + right], axis=-1)
 
     def get_config(self) -> dict:
-        return {"name": "distance"}
+        return {"name": "DistancePointCoder"}

@@ -20,4 +20,4 @@ class PseudoSampler:
         return tf.cast(assign.positive | assign.negative, tf.float32)
 
     def get_config(self) -> dict:
-        return {"name": "pseudo"}
+        return {"name": "PseudoSampler"}

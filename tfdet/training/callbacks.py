@@ -1,6 +1,7 @@
 """Keras callbacks for training detectors: checkpoint + resume, COCO mAP per epoch.
 
-The seed imports :class:`CheckpointResume` from ``tfdet.models.callbacks``, which still serves it.
+The seed imports :class:`CheckpointResume` from ``tfdet.models.callbacks``, which still works: that name is this
+module (``tfdet.MOVED``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def test_points_are_row_major_at_the_centre_of_each_stride():
 
 
 def test_distance_coder_and_centerness_by_hand():
-    coder = BOX_CODERS.build({"name": "distance"})
+    coder = BOX_CODERS.build({"name": "DistancePointCoder"})
     point, box = tf.constant([[10.0, 20.0]]), tf.constant([[4.0, 12.0, 30.0, 50.0]])
     distances = coder.encode(point, box)
     np.testing.assert_allclose(distances.numpy(), [[6, 8, 20, 30]])  # top, left, bottom, right

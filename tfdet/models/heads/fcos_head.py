@@ -58,7 +58,7 @@ class FCOSHead(DenseHead):
         self.assigner = ASSIGNERS.build(dict(name="fcos_assigner", regress_ranges=self.regress_ranges,
                                              center_sampling=self.center_sampling,
                                              center_sample_radius=self.center_sample_radius))
-        self.coder = BOX_CODERS.build({"name": "distance"})
+        self.coder = BOX_CODERS.build({"name": "DistancePointCoder"})
         self.loss_cls = LOSSES.build(self.loss_cls_cfg)
         self.loss_bbox = LOSSES.build(self.loss_bbox_cfg)
         self.loss_centerness = LOSSES.build(self.loss_centerness_cfg)

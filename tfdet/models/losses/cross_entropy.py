@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfdet.registry import LOSSES
 
 
-@LOSSES.register("CrossEntropyLoss", aliases=("bce",))
+@LOSSES.register("CrossEntropyLoss")
 class CrossEntropyLoss:
     """``sum(weights * BCE(logits, targets))`` with targets in [0, 1] (mmdetection's CrossEntropyLoss with
     ``use_sigmoid=True``).

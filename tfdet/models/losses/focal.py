@@ -41,5 +41,5 @@ class FocalLoss:
         return self.loss_weight * tf.reduce_sum(loss * tf.cast(weights, tf.float32)[..., None])
 
     def get_config(self) -> dict:
-        return {"name": "focalloss", "use_sigmoid": True, "gamma": self.gamma, "alpha": self.alpha,
+        return {"name": "FocalLoss", "use_sigmoid": True, "gamma": self.gamma, "alpha": self.alpha,
                 "loss_weight": self.loss_weight}

@@ -27,14 +27,14 @@ class _BoxOverlapLoss:
         return {"name": self.name, "loss_weight": self.loss_weight}
 
 
-@LOSSES.register("IoULoss", aliases=("iou",))
+@LOSSES.register("IoULoss")
 class IoULoss(_BoxOverlapLoss):
     """``1 - IoU`` of predicted and target boxes (linear mode)."""
 
     name = "IoULoss"
 
 
-@LOSSES.register("GIoULoss", aliases=("giou",))
+@LOSSES.register("GIoULoss")
 class GIoULoss(_BoxOverlapLoss):
     """``1 - GIoU`` (Rezatofighi et al.): also pulls non-overlapping boxes together."""
 

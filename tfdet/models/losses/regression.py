@@ -28,7 +28,7 @@ class _DeltaLoss(abc.ABC):
         return self.loss_weight * tf.reduce_sum(per_anchor * tf.cast(weights, tf.float32))
 
 
-@LOSSES.register("SmoothL1Loss", aliases=("smooth_l1",))
+@LOSSES.register("SmoothL1Loss")
 class SmoothL1Loss(_DeltaLoss):
     """Huber-style: ``0.5 d**2 / beta`` for ``d < beta``, else ``d - 0.5 beta`` (mmdetection's SmoothL1Loss)."""
 
@@ -45,7 +45,7 @@ class SmoothL1Loss(_DeltaLoss):
         return {"name": "SmoothL1Loss", "beta": self.beta, "loss_weight": self.loss_weight}
 
 
-@LOSSES.register("L1Loss", aliases=("l1",))
+@LOSSES.register("L1Loss")
 class L1Loss(_DeltaLoss):
     """``|pred - target|``."""
 
