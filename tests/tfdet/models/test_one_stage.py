@@ -96,8 +96,8 @@ def iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def best_detections(found, i):
-    count = int(found["num_detections"][i])
+def best_detections(found, i, top=None):
+    count = int(found["num_detections"][i]) if top is None else min(top, int(found["num_detections"][i]))
     return found["detection_boxes"][i, :count].numpy(), found["detection_scores"][i, :count].numpy()
 
 
@@ -106,10 +106,12 @@ def test_bfloat16_keeps_losses_finite_and_detections_close(trained, default_data
     fast = copy_with(model, mixed_precision="mixed_bfloat16")
     assert fast.backbone.stem_conv.compute_dtype == "bfloat16" and fast.backbone.stem_conv.kernel.dtype == tf.float32
     images = eval_images(default_data)
-    reference, found = model.detect(images, score_thr=0.15), fast.detect(images, score_thr=0.05)
+    # each image's 3 best float32 detections, whatever their scores: how many pass a score bar depends on the
+    # training's run-to-run noise, and a test that counts on it fails now and then
+    reference, found = model.detect(images, score_thr=0.0), fast.detect(images, score_thr=0.0)
     twins = []
     for i in range(images.shape[0]):
-        ref_boxes, ref_scores = best_detections(reference, i)
+        ref_boxes, ref_scores = best_detections(reference, i, top=3)
         boxes, scores = best_detections(found, i)
         ref_classes = reference["detection_classes"][i, :len(ref_scores)].numpy()
         classes = found["detection_classes"][i, :len(scores)].numpy()
@@ -118,7 +120,7 @@ def test_bfloat16_keeps_losses_finite_and_detections_close(trained, default_data
             candidates = [(iou(box, b), s) for b, s, c in zip(boxes, scores, classes) if c == cls]
             twins.append(any(overlap > 0.8 and abs(s - score) < 0.06 for overlap, s in candidates))
     print(f"bf16 twins: {sum(twins)} of {len(twins)}")
-    assert len(twins) >= 8 and np.mean(twins) >= 0.9, twins
+    assert len(twins) == 3 * images.shape[0] and np.mean(twins) >= 0.9, twins
     fast.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
     batch = next(iter(training_batches(pipeline(train_steps(default_data)), 4)))
     losses = fast.train_on_batch(batch, return_dict=True)
