@@ -62,13 +62,16 @@ def checkpoint_dir(fn_args, custom: Dict[str, Any], files: Sequence[str], warm_s
     return os.path.join(trainer_root, CHECKPOINTS, key)
 
 
-def data_classes(fn_args, num_classes: Optional[int]) -> Tuple[Dict[str, Any], Dict[int, str]]:
-    """Transform's dataset statistics and the class names (id -> name); refuses data with more classes than the
-    model has (``num_classes``, when given)."""
+def data_classes(fn_args, num_classes: Optional[int],
+                 known: Optional[Dict[str, str]] = None) -> Tuple[Dict[str, Any], Dict[int, str]]:
+    """Transform's dataset statistics and the class names (id -> name): those the training data pairs with its ids,
+    then ``known`` (the spans' label maps) for the classes it lacks; refuses data with more classes than the model
+    has (``num_classes``, when given)."""
     if not fn_args.transform_graph_path:
         return {}, {}
     stats = dataset_statistics(fn_args.transform_graph_path, next(iter_records(fn_args.train_files)))
-    names = stats.pop("label_map")
+    names = {**{int(k): v for k, v in (known or {}).items()}, **stats.pop("label_map")}
+    names = dict(sorted(names.items()))
     if num_classes and (len(stats["class_vocabulary"]) > num_classes or any(label >= num_classes for label in names)):
         raise ValueError(f"the data has {len(stats['class_vocabulary'])} class names {stats['class_vocabulary']} "
                          f"(ids {sorted(names)}) but the model has num_classes={num_classes}")
@@ -84,7 +87,7 @@ def train(fn_args, strategy: Optional[tf.distribute.Strategy] = None,
     zoo_model = custom.get("model_config", "cpu_small")
     num_classes = int(custom.get("num_classes") or 0) or None
     files, window = window_files(fn_args, custom)
-    stats, names = data_classes(fn_args, num_classes)
+    stats, names = data_classes(fn_args, num_classes, custom.get("class_names"))
     warm_start = latest_version(custom.get("warm_start_dir"))
     work_dir = checkpoint_dir(fn_args, custom, files, warm_start)
     result = train_detector(zoo_model, ",".join(files), work_dir, num_classes=num_classes, class_names=names,

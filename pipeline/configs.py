@@ -125,6 +125,8 @@ class PipelineConfig:
                                                                   "data_root (none: no batch inference)", type=str)
     model_config: str = _knob(MODEL_CONFIG, "a tfdet.zoo model (tfdet models)")
     num_classes: int = _knob(NUM_CLASSES, "classes of the data and the model")
+    class_names: Optional[Dict[str, str]] = _knob(None, "id -> name from the data's label maps (the local runner "
+                                                        "reads them), for classes the training split lacks", flag=False)
     train_steps: Optional[int] = _knob(TRAIN_STEPS, "training steps", type=int, unset=RECIPE)
     batch_size: Optional[int] = _knob(BATCH_SIZE, "global batch size", type=int, unset=RECIPE)
     learning_rate: Optional[float] = _knob(LEARNING_RATE, "peak learning rate", type=float, unset=RECIPE)

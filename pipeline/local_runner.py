@@ -125,8 +125,9 @@ def _run(args: argparse.Namespace) -> int:
                                  num_unlabelled=DEFAULT_NUM_UNLABELLED)
     try:  # before anything slow: what cannot work is one line, not a hang or a traceback
         check_data_root(config.data_root, config.train_pattern, config.eval_pattern)
-        config = dataclasses.replace(config, num_classes=data_classes(
-            config.data_root, config.train_pattern, args.num_classes, configs.NUM_CLASSES))
+        count, names = data_classes(config.data_root, config.train_pattern, args.num_classes, configs.NUM_CLASSES)
+        config = dataclasses.replace(config, num_classes=count,
+                                     class_names={str(k): v for k, v in names.items()} or None)
         check_metadata(config.metadata_path)
         check_engine(config.beam, config.beam_pipeline_args())
     except (PreflightError, EngineUnavailable, FlinkSetupError) as error:

@@ -173,7 +173,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         custom_config={"model_config": c.model_config, "num_classes": num_classes, "batch_size": c.batch_size,
                        "learning_rate": c.learning_rate, "warm_start_dir": serving_model_dir,
                        "window_spans": c.window_spans, "accepted_spans_dir": registry_dir(c),
-                       "distribution": c.distribution, "seed": c.seed})
+                       "distribution": c.distribution, "seed": c.seed, "class_names": c.class_names or {}})
     trainer.add_upstream_node(box_gate)
     if c.trainer_resources:
         trainer.with_platform_config(resource_spec(**c.trainer_resources))

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import sqlite3
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 from tfdet.dataio.spans import any_span
 
@@ -54,15 +54,16 @@ def label_maps(data_root: str, train_pattern: str) -> Dict[str, Dict[int, str]]:
     return {path: names for path, names in found.items() if names}
 
 
-def data_classes(data_root: str, train_pattern: str, num_classes: Optional[int], default: int) -> int:
-    """The run's class count: the highest class id the spans' label maps name, plus one (a span may lack a class);
-    ``default`` when no span has a label map. Raises :class:`PreflightError` when ``num_classes`` (the flag) says
-    otherwise, or two spans give one id different names."""
+def data_classes(data_root: str, train_pattern: str, num_classes: Optional[int],
+                 default: int) -> Tuple[int, Dict[int, str]]:
+    """The run's class count and the names the spans' label maps give: the count is the highest id named, plus one
+    (a span may lack a class); ``default`` when no span has a label map. Raises :class:`PreflightError` when
+    ``num_classes`` (the flag) says otherwise, or two spans give one id different names."""
     if "://" in data_root:
-        return num_classes or default
+        return num_classes or default, {}
     maps = label_maps(data_root, train_pattern)
     if not maps:
-        return num_classes or default
+        return num_classes or default, {}
     names: Dict[int, str] = {}
     seen_in: Dict[int, str] = {}
     for path, found in maps.items():
@@ -79,7 +80,7 @@ def data_classes(data_root: str, train_pattern: str, num_classes: Optional[int],
         raise PreflightError(f"--num-classes {num_classes} but the data's label maps ({', '.join(maps)}) name "
                              f"{count} classes ({listed}): drop --num-classes to take the data's, or fix the label "
                              f"maps")
-    return count
+    return count, dict(sorted(names.items()))
 
 
 def check_metadata(metadata_path: str) -> None:

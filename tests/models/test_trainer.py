@@ -115,3 +115,18 @@ def test_warm_start_survives_a_class_count_change(default_data, tmp_path):
     for a, b in zip(served.backbone(x, return_features=True), model.backbone(x, return_features=True), strict=True):
         # folded kernels: their rounding carried through 4 stages
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=5e-4)
+
+
+def test_class_names_the_training_split_lacks_come_from_the_spans_label_maps(default_data, monkeypatch):
+    """A class the window's training data never shows keeps its label-map name, so a refusal says 'ring', not '4'."""
+    from models import trainer
+
+    monkeypatch.setattr(trainer, "dataset_statistics", lambda path, example: {
+        "label_map": {0: "square", 1: "disc"}, "class_vocabulary": ["disc", "square"]})
+    fn_args = types.SimpleNamespace(transform_graph_path="transform", train_files=[os.path.join(default_data,
+                                                                                         "train-*.tfrecord")])
+    stats, names = trainer.data_classes(fn_args, 5, {"0": "square", "4": "ring"})
+    assert names == {0: "square", 1: "disc", 4: "ring"} and stats == {"class_vocabulary": ["disc", "square"]}
+    monkeypatch.setattr(trainer, "dataset_statistics", lambda path, example: {
+        "label_map": {0: "box"}, "class_vocabulary": ["box"]})
+    assert trainer.data_classes(fn_args, 5, {"0": "square"})[1] == {0: "box"}  # what the data says wins

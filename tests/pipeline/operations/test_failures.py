@@ -51,15 +51,15 @@ def test_the_class_count_comes_from_the_newest_spans_label_map_and_a_flag_that_d
         for split in ("train", "eval"):
             (data / f"span-{span}" / f"{split}-00000-of-00001.tfrecord").write_bytes(b"")
         (data / f"span-{span}" / "label_map.json").write_text(json.dumps(names))
-    assert data_classes(str(data), PATTERNS[0], None, 5) == 3  # span 2's, the newest
-    assert data_classes(str(data), PATTERNS[0], 3, 5) == 3
+    assert data_classes(str(data), PATTERNS[0], None, 5) == (3, {0: "cat", 1: "dog", 2: "eel"})
+    assert data_classes(str(data), PATTERNS[0], 3, 5)[0] == 3
     with pytest.raises(PreflightError) as error:
         data_classes(str(data), PATTERNS[0], 5, 5)
     assert str(error.value) == (
         f"--num-classes 5 but the data's label maps ({data}/span-2/label_map.json, {data}/span-1/label_map.json) "
         f"name 3 classes (0: cat, 1: dog, 2: eel): drop --num-classes to take the data's, or fix the label maps")
     (data / "span-2" / "label_map.json").write_text(json.dumps({"2": "eel"}))  # a span without cats or dogs
-    assert data_classes(str(data), PATTERNS[0], None, 5) == 3
+    assert data_classes(str(data), PATTERNS[0], None, 5) == (3, {0: "cat", 1: "dog", 2: "eel"})
     (data / "span-2" / "label_map.json").write_text(json.dumps({"1": "eel"}))
     with pytest.raises(PreflightError) as error:
         data_classes(str(data), PATTERNS[0], None, 5)
@@ -67,8 +67,8 @@ def test_the_class_count_comes_from_the_newest_spans_label_map_and_a_flag_that_d
                                        f"{data}/span-1/label_map.json: one id must mean one class in every span")
     (data / "span-2" / "label_map.json").unlink()
     (data / "span-1" / "label_map.json").unlink()
-    assert data_classes(str(data), PATTERNS[0], None, 5) == 5  # no label map anywhere: the default
-    assert data_classes(str(data), PATTERNS[0], 4, 5) == 4
+    assert data_classes(str(data), PATTERNS[0], None, 5) == (5, {})  # no label map anywhere: the default
+    assert data_classes(str(data), PATTERNS[0], 4, 5) == (4, {})
     # through the runner: exit 2, one line, before anything slow
     (data / "span-2" / "label_map.json").write_text(json.dumps({"0": "cat"}))
     assert main(["--data-root", str(data), "--output-root", str(tmp_path / "out"), "--num-classes", "2"]) == 2
