@@ -84,7 +84,7 @@ def test_seed_step_03_model(tmp_path, default_data):
     train_ds = train_ds.map(lambda e: {'image': e['image'], 'bboxes': e['bboxes'] * 512., 'labels': e['labels'],
                                        'mask': e['mask']}).padded_batch(4, drop_remainder=True)
     # --- the seed's code ---
-    from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
+    from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel  # noqa: I001  (the seed's order)
     from tfdet.models.callbacks import CheckpointResume
     config_model = dict(
         backbone=dict(
