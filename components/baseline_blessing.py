@@ -18,6 +18,7 @@ from typing import Dict
 
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.utils import path_utils
 
 from components.blessing_rules import boxes_per_class, decide
 from components.box_checks import split_files
@@ -67,7 +68,7 @@ def CompareWithBaseline(  # noqa: N802  (TFX components are named like classes)
     baseline_model = latest_version(serving_dir)
     records = read_records(split_files(examples.uri, split))
     truth = ground_truth(records)
-    candidate_dir = os.path.join(model.uri, "Format-Serving")
+    candidate_dir = path_utils.serving_model_path(model.uri)
     names = class_names(candidate_dir, num_classes)
     candidate, found = _metrics(candidate_dir, records, truth, num_classes, names)
     baseline = _metrics(baseline_model, records, truth, num_classes, names)[0] if baseline_model else None

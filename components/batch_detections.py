@@ -16,15 +16,17 @@ outputs); this component reads them in a Beam pipeline on the pipeline's engine 
   skipped an unblessed model, why nothing was scored.
 
 Numbering in source-id order is a distributed sort: the images' keys are cut into ranges at approximate
-quantiles, each range is numbered on its own from the counts of the ranges before it. The rows come out as
-JSON-lines shards, which this component then joins into the three JSON arrays line by line (the files are
-streamed, never held): rows within a file follow no particular order.
+quantiles, each range is numbered on its own from the counts of the ranges before it and written to JSON-lines
+files of its own (``parts/images-<range>.jsonl``, ...), which this component then joins in range order into the
+three JSON arrays, line by line (the files are streamed, never held): the arrays list the images, detections and
+refusals in id order.
 """
 
 import bisect
 import hashlib
 import json
 import os
+import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import apache_beam as beam
@@ -32,7 +34,9 @@ import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
+from tfx.utils import path_utils
 
+from components.baseline_blessing import class_names
 from components.box_checks import split_pattern
 from tfdet.core.detections import split_detections
 from tfdet.dataio import features
@@ -74,23 +78,33 @@ def _range_of(row: Dict[str, Any], bounds: List[Tuple]) -> Tuple[int, Dict[str, 
     return bisect.bisect_right(bounds[1:-1], row["key"]), row
 
 
-def _numbered(group: Tuple[int, Iterable[Dict[str, Any]]], sizes: Mapping[int, int]):
-    """The rows of one key range with their image ids: after every row of the ranges before it, in key order."""
+def _write_range(group: Tuple[int, Iterable[Dict[str, Any]]], sizes: Mapping[int, int], parts: str):
+    """Numbers the rows of one key range (after every row of the ranges before it, in key order), writes them as
+    ``parts/<output>-<range>.jsonl`` for each of :data:`OUTPUTS` and yields the range's tally. A retried bundle
+    writes the same files again (each is written under a temporary name and renamed over)."""
     index, rows = group
     first = sum(count for other, count in sizes.items() if other < index)
     tally = [0, 0, 0]  # as OUTPUTS: detections, images scored, images refused
+    lines: Dict[str, List[str]] = {name: [] for name in OUTPUTS}
     for offset, row in enumerate(sorted(rows, key=lambda row: row["key"])):
         image = {"id": first + offset, **row["image"]}
         if not row["valid"]:
             tally[2] += 1
-            yield beam.pvalue.TaggedOutput("refused", {**image, "error": row["error"]})
+            lines["refused"].append(json.dumps({**image, "error": row["error"]}))
             continue
         tally[1] += 1
-        yield beam.pvalue.TaggedOutput("images", image)
+        lines["images"].append(json.dumps(image))
         for detection in row["detections"]:
             tally[0] += 1
-            yield beam.pvalue.TaggedOutput("detections", {**detection, "image_id": image["id"]})
-    yield beam.pvalue.TaggedOutput("tally", tuple(tally))
+            lines["detections"].append(json.dumps({**detection, "image_id": image["id"]}))
+    tf.io.gfile.makedirs(parts)
+    for name, written in lines.items():
+        if written:
+            path = os.path.join(parts, f"{name}-{index:05d}.jsonl")
+            with tf.io.gfile.GFile(f"{path}.{uuid.uuid4().hex}.partial", "w") as handle:
+                handle.write("\n".join(written) + "\n")
+            tf.io.gfile.rename(handle.name, path, overwrite=True)
+    yield tuple(tally)
 
 
 def _add(tallies: Iterable[Tuple[int, ...]]) -> Tuple[int, ...]:
@@ -102,7 +116,7 @@ OUTPUTS = ("detections", "images", "refused")
 
 def build(pipeline: beam.Pipeline, inference_pattern: Optional[str], examples_pattern: str, out_dir: str,
           ranges: int = 64) -> None:
-    """Adds the collection to ``pipeline``: the rows of :data:`OUTPUTS` as JSON-lines shards under
+    """Adds the collection to ``pipeline``: the rows of :data:`OUTPUTS` as JSON-lines files per key range under
     ``out_dir/parts/`` and the counts in ``out_dir/parts/counts.json``.
 
     ``inference_pattern``: BulkInferrer's PredictionLog files (None when it wrote none). ``ranges``: how many key
@@ -121,13 +135,9 @@ def build(pipeline: beam.Pipeline, inference_pattern: Optional[str], examples_pa
         in_ranges = rows | "InRanges" >> beam.Map(_range_of, beam.pvalue.AsSingleton(bounds))
         sizes = (in_ranges | "RangeOf" >> beam.Keys() | "RangeSizes" >> beam.combiners.Count.PerElement()
                  | "AsSizes" >> beam.combiners.ToDict())
-        numbered = (in_ranges | "ByRange" >> beam.GroupByKey()
-                    | "Number" >> beam.FlatMap(_numbered, beam.pvalue.AsSingleton(sizes)).with_outputs(
-                        *OUTPUTS, "tally"))
-        for name in OUTPUTS:
-            _ = (numbered[name] | f"Json[{name}]" >> beam.Map(json.dumps)
-                 | f"Write[{name}]" >> beam.io.WriteToText(os.path.join(parts, name), file_name_suffix=".jsonl"))
-        counted.append(numbered.tally | "Tally" >> beam.CombineGlobally(_add)
+        tallies = (in_ranges | "ByRange" >> beam.GroupByKey()
+                   | "NumberAndWrite" >> beam.FlatMap(_write_range, beam.pvalue.AsSingleton(sizes), parts))
+        counted.append(tallies | "Tally" >> beam.CombineGlobally(_add)
                        | "AsTally" >> beam.Map(lambda tally: ("tally", dict(zip(OUTPUTS, tally)))))
     _ = (tuple(counted) | "Counts" >> beam.Flatten() | "One" >> beam.combiners.ToDict()
          | "CountsJson" >> beam.Map(json.dumps)
@@ -196,6 +206,7 @@ def BatchDetections(  # noqa: N802  (TFX components are named like classes)
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     inference_result: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.InferenceResult],
     model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     detections: tfx.dsl.components.OutputArtifact[Detections],
     num_classes: tfx.dsl.components.Parameter[int],
     split: tfx.dsl.components.Parameter[str] = UNLABELLED_SPLIT,
@@ -203,7 +214,9 @@ def BatchDetections(  # noqa: N802  (TFX components are named like classes)
 ) -> None:
     """COCO results of BulkInferrer's PredictionLogs (see the module docstring), collected on the pipeline's engine."""
     blessed = bool(model_blessing.get_int_custom_property("blessed"))
+    # the categories by the names the scoring model was exported with, as the blessing's reasons name them
+    names = class_names(path_utils.serving_model_path(model.uri), num_classes)
     summary = write_batch_detections(inference_result.uri, examples.uri, detections.uri, blessed, num_classes,
-                                     beam_pipeline, split)
+                                     beam_pipeline, split, class_names=names)
     for key in ("images_in", "scored", "refused", "detections"):
         detections.set_int_custom_property(key, int(summary[key]))

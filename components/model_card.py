@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types.artifact import Artifact
+from tfx.utils import path_utils
 
 from components.baseline_blessing import DETECTIONS_FILE, EVALUATION_FILE, class_names
 from components.blessing_rules import rule_table
@@ -126,7 +127,7 @@ def ModelCard(  # noqa: N802  (TFX components are named like classes)
     verdict = _read(os.path.join(blessing.uri, "comparison.json"))
     evaluation = _read(os.path.join(blessing.uri, EVALUATION_FILE))["candidate"]
     history = _read(os.path.join(model.uri, HISTORY_FILE)) or {}
-    names = class_names(os.path.join(model.uri, "Format-Serving"), num_classes)
+    names = class_names(path_utils.serving_model_path(model.uri), num_classes)
     records = read_records(split_files(examples.uri, split))
     truth = ground_truth(records)
     shown = set(sum(worst_and_best({int(k): v for k, v in evaluation["images"].items()}).values(), []))

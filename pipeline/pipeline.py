@@ -115,7 +115,7 @@ def batch_inference(config: PipelineConfig, model, blessing) -> list:
         model_spec=tfx.proto.ModelSpec(model_signature_name=[BULK_SIGNATURE]))
     detections = BatchDetections(examples=unlabelled_gen.outputs["examples"],
                                  inference_result=bulk_inferrer.outputs["inference_result"],
-                                 model_blessing=blessing, num_classes=config.num_classes)
+                                 model_blessing=blessing, model=model, num_classes=config.num_classes)
     return [unlabelled_gen, bulk_inferrer, detections]
 
 

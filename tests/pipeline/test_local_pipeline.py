@@ -106,6 +106,8 @@ def check_batch_inference(summary, data_root):
                      key=lambda r: features.read_example(r)["source_id"])
     served = tf.saved_model.load(summary["pushed_model"]).signatures["serving_default"](examples=tf.constant(records))
     assert [image["id"] for image in images] == [0, 1, 2, 3] and batch["detections"] == len(results)
+    categories = json.load(open(os.path.join(batch["uri"], "images.json")))["categories"]
+    assert categories == [{"id": 0, "name": "square"}, {"id": 1, "name": "disc"}]  # the served model's label map
     for image in images:
         mine = [r for r in results if r["image_id"] == image["id"]]
         count = int(served["num_detections"][image["id"]])
