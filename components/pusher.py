@@ -68,10 +68,15 @@ def is_local(path: str) -> bool:
 
 def _copy_file(source: str, target: str) -> None:
     """One file of a push, flushed to disk before the next (the single place a push writes a file)."""
-    with open(source, "rb") as reader, open(target, "wb") as writer:
-        shutil.copyfileobj(reader, writer, 1 << 20)
-        writer.flush()
-        os.fsync(writer.fileno())
+    try:
+        with open(source, "rb") as reader, open(target, "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+            writer.flush()
+            os.fsync(writer.fileno())
+    except OSError as error:
+        if error.filename is None:  # a failed write names no file (a full disk): name the one being written
+            raise OSError(error.errno, error.strerror, target) from error
+        raise
 
 
 def _fsync_directory(path: str) -> None:

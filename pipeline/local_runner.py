@@ -156,17 +156,19 @@ def _run(args: argparse.Namespace) -> int:
     pipeline = create_pipeline(
         config, tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     started = time.perf_counter()
-    failure = None
+    failure, running = None, None
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # BoxGate's verdict, or another component's failure: summarise, then report
         failure = error
+        running = progress.current
         progress.failed()
     print("\n=== tfdet pipeline summary ===")
     summary = collect(config.metadata_path, config.pipeline_root, failed=failure is not None)
     print(render(summary, time.perf_counter() - started))
     if failure is not None:
-        full = disk_full(failure, args.output_root)
+        full = disk_full(failure, args.output_root,
+                         os.path.join(config.pipeline_root, running, "") if running else None)
         if full:
             print(f"error: {full}", file=sys.stderr)
             return 1
@@ -191,7 +193,8 @@ def operate(argv) -> int:
     if argv[0] == "status":
         parser.add_argument("--json", action="store_true", help="print the lineage as JSON")
         parser.add_argument("--path", action="store_true",
-                            help="print only the folder of the version TF Serving serves (for scripts)")
+                            help="print only the folder of the version TF Serving serves, as an absolute path (for "
+                                 "scripts)")
     else:
         parser.add_argument("--to", type=int, required=True, help="the version to serve again")
     args = parser.parse_args(argv[1:])
@@ -210,7 +213,7 @@ def operate(argv) -> int:
         if served is None:
             print(f"nothing is served in {serving}", file=sys.stderr)
             return 2
-        print(served)
+        print(os.path.abspath(served))  # usable from any folder, whatever --output-root was relative to
         return 0
     if argv[0] == "status":
         running = holder(args.output_root)

@@ -107,6 +107,7 @@ def test_a_newcomers_voc_dataset_through_the_pipeline_to_predict_and_tflite(tmp_
     assert "examples: train 72, eval 24" in run and "blessed: yes" in run, run[-3000:]
     served = subprocess.run("python -m pipeline.local_runner status --output-root runs/mine --path", shell=True,
                             cwd=tmp_path, env=env, capture_output=True, text=True).stdout.strip()
+    assert os.path.isabs(served), served  # usable from any folder
     assert json.load(open(os.path.join(served, "label_map.json"))) == label_map  # the classes the data named
     assert json.load(open(os.path.join(served, "tfdet_model.json")))["model"]["head"]["num_classes"] == 3
 

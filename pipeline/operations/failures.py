@@ -114,20 +114,29 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         error = error.__cause__ or error.__context__
 
 
-def disk_full(error: BaseException, output_root: str) -> Optional[str]:
-    """The one-line reason when ``error`` (or what caused it) is a full disk, else None."""
+def disk_full(error: BaseException, output_root: str, running_dir: Optional[str] = None) -> Optional[str]:
+    """The one-line reason when ``error`` (or what caused it) is a full disk, else None. It names the file being
+    written: the first path under ``output_root`` that any full-disk error of the chain names (an outer one may
+    name none, and TensorFlow's op errors name device strings like ``/job:localhost`` before the file), else
+    ``running_dir``, the output folder of the component that was running (when TFX's record of the failure met the
+    full disk too, MLMD's error replaces the component's and names no file), else the output root."""
+    named, full_seen = [], False
     for link in _chain(error):
         text = str(link)
-        full = ("No space left on device" in text or "database or disk is full" in text  # SQLite's (MLMD's) words
-                or (isinstance(link, OSError) and link.errno == errno.ENOSPC))
-        if not full:
+        if not ("No space left on device" in text or "database or disk is full" in text  # SQLite's (MLMD's) words
+                or (isinstance(link, OSError) and link.errno == errno.ENOSPC)):
             continue
-        path = getattr(link, "filename", None) or next(iter(re.findall(r"(/[^\s;:'\"]+)", text)), None) or output_root
-        where = path
-        while where and not os.path.exists(where):
-            where = os.path.dirname(where)
-        usage = shutil.disk_usage(where or output_root)
-        return (f"the disk is full: no space left on device writing {path} ({usage.free / 2**20:.1f} MB free of "
-                f"{usage.total / 2**20:.1f} MB there): free some space or choose another --output-root, then rerun "
-                f"(the served model is unchanged)")
-    return None
+        full_seen = True
+        named += [str(path) for path in (getattr(link, "filename", None), *re.findall(r"(/[^\s;:'\"]+)", text))
+                  if path]
+    if not full_seen:
+        return None
+    root = os.path.join(os.path.abspath(output_root), "")
+    path = next((p for p in named if os.path.abspath(p).startswith(root)), None) or running_dir or output_root
+    where = path
+    while where and not os.path.exists(where):
+        where = os.path.dirname(where)
+    usage = shutil.disk_usage(where or output_root)
+    return (f"the disk is full: no space left on device writing {path} ({usage.free / 2**20:.1f} MB free of "
+            f"{usage.total / 2**20:.1f} MB there): free some space or choose another --output-root, then rerun "
+            f"(the served model is unchanged)")

@@ -1,3 +1,4 @@
+import errno
 import os
 import time
 
@@ -148,3 +149,12 @@ def test_the_pusher_keeps_tfx_node_id_and_arguments(trained):
     destination = tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(base_directory="/x"))
     component = Pusher(model=tfx.dsl.Channel(type=standard_artifacts.Model), push_destination=destination)
     assert component.id == "Pusher" and component.executor_spec.executor_class is Executor
+
+
+def test_a_write_on_a_full_disk_names_the_file_it_was_writing(tmp_path):
+    # /dev/full answers every write with ENOSPC, as a full disk does; Python's failed write names no file
+    source = tmp_path / "variables.data"
+    source.write_bytes(b"\0" * (3 << 20))
+    with pytest.raises(OSError) as raised:
+        pusher._copy_file(str(source), "/dev/full")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == "/dev/full"

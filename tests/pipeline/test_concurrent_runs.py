@@ -40,7 +40,7 @@ def test_a_second_run_refuses_a_third_waits_and_the_outputs_stay_consistent(tmp_
     assert holder(str(output_root))["pid"] == first.pid
     second = start(data_root, output_root)
     assert second.wait(120) == 2  # at once: the first is still training
-    (line,) = second.stderr.strip().splitlines()
+    (line,) = second.stderr.read().strip().splitlines()
     assert line.startswith(f"error: another run holds {output_root / LOCK_FILE}: pid {first.pid} on ")
     assert first.poll() is None
     third = start(data_root, output_root, "--wait")

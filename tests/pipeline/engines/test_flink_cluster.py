@@ -400,8 +400,9 @@ def test_a_taskmanager_killed_mid_job_is_replaced_and_no_span_is_lost_or_counted
 
 
 def test_an_unreachable_cluster_is_one_error_line_at_once(tmp_path):
+    write_span(str(tmp_path / "data"), 1)  # data the checks before the engine's accept
     started = time.monotonic()
-    ran = run_pipeline(str(tmp_path), str(tmp_path / "out"), "--beam", "flink", "--flink-master",
+    ran = run_pipeline(str(tmp_path / "data"), str(tmp_path / "out"), "--beam", "flink", "--flink-master",
                        f"localhost:{free_port()}")
     assert ran.returncode == 2 and time.monotonic() - started < 30
     (line,) = ran.stderr.strip().splitlines()
@@ -411,6 +412,7 @@ def test_an_unreachable_cluster_is_one_error_line_at_once(tmp_path):
 
 def test_a_missing_job_server_is_one_error_line(tmp_path):
     env = dict(os.environ, TFDET_HOME=str(tmp_path / "empty_home"))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it (the tests' conftest sets 2)
     ran = subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--beam", "flink"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert ran.returncode == 2

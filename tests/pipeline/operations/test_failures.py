@@ -119,6 +119,28 @@ def test_a_full_disk_is_named_with_the_path_and_the_free_space(tmp_path):
             raise ValueError("the Trainer failed") from cause
     except ValueError as wrapped:
         assert f"writing {tmp_path}/serving/.tfdet-push-1/variables/variables.data (" in disk_full(wrapped, "/")
+    # an outer full-disk error naming no file, over TensorFlow's op error whose first path is its device string:
+    # the file under the output root is named, not the device or the root
+    written = f"{tmp_path}/Trainer/ckpt/ckpt-1_temp/part-00000-of-00001.data-00000-of-00001.tempstate113"
+    try:
+        try:
+            raise RuntimeError("{{function_node __wrapped__SaveV2_dtypes_3_device_/job:localhost/replica:0/task:0/"
+                               f"device:CPU:0}}}} {written}; No space left on device [Op:SaveV2]")
+        except RuntimeError as cause:
+            raise OSError(errno.ENOSPC, "No space left on device") from cause
+    except OSError as outer:
+        assert f"writing {written} (" in disk_full(outer, str(tmp_path))
+    # MLMD's own disk-full error over a bare OSError (TFX's record of the failure met the full disk too): the
+    # folder of the component that was running
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("Error when executing query: database or disk is full query: UPDATE `Execution`")  # noqa: B904  (as TFX raises it: the context, not a cause)
+    except RuntimeError as recorded:
+        trainer = f"{tmp_path}/tfdet/Trainer/"
+        assert f"writing {trainer} (" in disk_full(recorded, str(tmp_path), trainer)
+        assert f"writing {tmp_path} (" in disk_full(recorded, str(tmp_path))
     assert disk_full(OSError(errno.EACCES, "Permission denied", path), str(tmp_path)) is None
     assert disk_full(ValueError("bad box"), str(tmp_path)) is None
     assert os.path.exists(tmp_path)
