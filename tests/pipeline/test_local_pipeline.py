@@ -257,7 +257,7 @@ def test_the_retraining_story(tmp_path, capsys):
     assert run(data_root, output_root) == 1
     printed = capsys.readouterr().out
     assert "box gate: FAILED (2 bad examples {'box_inverted': 2})" in printed
-    assert "source_id 'broken-2': box_inverted" in printed and "source_id 'broken-5'" in printed
+    assert "train source_id 'broken-2' (box_inverted)" in printed and "train source_id 'broken-5'" in printed
     assert "nothing was trained or pushed; the served model is unchanged" in printed
     write_span(str(data_root), 4, only_class=1)  # every box a disc: the classes moved from span 2's
     assert run(data_root, output_root) == 1
