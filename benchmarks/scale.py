@@ -297,10 +297,13 @@ def project(summary: dict, efficiency: float, examples: int = 10_000_000) -> dic
     fixed cost and its per-10k cost at parallelism 2 here, scaled by the measured parallel efficiency."""
     flink = summary.get("flink", {})
     out = {}
+    unmeasured = sorted(step for step, row in flink.items() if row.get("seconds_per_10k", 0) <= 0)
+    if unmeasured:  # the fixed cost hid the per-example cost at these sizes: a projection would be noise
+        out["not_projected"] = {"steps": unmeasured, "why": "no positive per-10k cost on Flink at the sizes run"}
     for workers in (8, 32):
         steps = {}
         for step, row in flink.items():
-            if "seconds_per_10k" not in row:
+            if row.get("seconds_per_10k", 0) <= 0:
                 continue
             serial = row["seconds_per_10k"] * 2 * efficiency  # one slot's seconds per 10k
             steps[step] = round(row["fixed_seconds"] + serial * examples / 10_000 / (workers * efficiency), 0)
