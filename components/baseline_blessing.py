@@ -12,7 +12,6 @@ by model name). The Evaluator still runs, for TFMA's analysis (notebooks/model_a
 nothing. The ModelBlessing written here carries the properties LatestBlessedModelStrategy reads.
 """
 
-import json
 import os
 from typing import Dict
 
@@ -22,7 +21,7 @@ from tfx.utils import path_utils
 
 from components.blessing_rules import boxes_per_class, decide
 from components.box_checks import split_files
-from tfdet.dataio.label_map import label_map_path
+from tfdet.dataio.label_map import read_label_map
 from tfdet.dataio.tfrecord_files import read_records
 from tfdet.evaluation import coco_results
 from tfdet.evaluation.report import detection_report
@@ -37,11 +36,7 @@ DETECTIONS_FILE = "detections.json"
 def class_names(saved_model_dir: str, num_classes: int) -> Dict[int, str]:
     """Each class id's name from the label map the candidate was exported with (its id where it names none), so
     that the reasons say 'disc', not '1'."""
-    names = {}
-    path = label_map_path(saved_model_dir)
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as handle:
-            names = {int(k): v for k, v in json.load(handle).items()}
+    names = read_label_map(saved_model_dir)
     return {i: names.get(i, str(i)) for i in range(num_classes)}
 
 

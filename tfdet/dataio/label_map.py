@@ -20,12 +20,15 @@ def label_map_path(directory: str) -> str:
 
 
 def read_label_map(path: str) -> Dict[int, str]:
-    """The label map in ``path`` (a ``label_map.json`` or a folder holding one); {} when there is none."""
+    """The label map in ``path`` (a ``label_map.json`` or a folder holding one, local or any file system TensorFlow
+    reads, such as a served model on gs://); {} when there is none."""
+    import tensorflow as tf
+
     if not path.endswith(".json"):
         path = label_map_path(path)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return {}
-    with open(path) as handle:
+    with tf.io.gfile.GFile(path) as handle:
         return {int(k): v for k, v in json.load(handle).items()}
 
 
