@@ -45,10 +45,13 @@ JAVA_MODULE_OPTIONS = (
 # Beam's batch translation needs what Flink's defaults do not give it (see docs/scaling.md): one slot per
 # TaskManager so that each operator's sort buffer gets a large share of managed memory (TFDV's combiners hold
 # whole Arrow batches of images), hash-partitioned blocking shuffles (the sort shuffle wants 512 buffers per
-# partition), and a restart strategy so that a job survives the loss of a TaskManager.
+# partition), direct memory for the gRPC buffers that stream elements to the SDK workers (Flink gives tasks
+# none by default, and Transform's image batches at 100k examples overflowed the framework's share), and a restart
+# strategy so that a job survives the loss of a TaskManager.
 CLUSTER_SETTINGS = {
     "taskmanager.numberOfTaskSlots": 1,
-    "taskmanager.memory.managed.fraction": 0.5,
+    "taskmanager.memory.managed.fraction": 0.4,
+    "taskmanager.memory.task.off-heap.size": "512m",
     "taskmanager.memory.network.min": "256mb",
     "taskmanager.memory.network.max": "256mb",
     "taskmanager.network.sort-shuffle.min-parallelism": 1024,
