@@ -262,7 +262,8 @@ def read_state(engine: str) -> Optional[Dict[str, Any]]:
     return None
 
 
-def up(engine: str = "flink", workers: int = 2, taskmanager_memory: str = "3584m", rest_port: int = flink.REST_PORT,
+def up(engine: str = "flink", workers: int = 2, taskmanager_memory: str = flink.TASKMANAGER_MEMORY,
+       rest_port: int = flink.REST_PORT,
        job_port: int = PORTABLE_JOB_PORT, worker_pool_port: int = PORTABLE_WORKER_POOL_PORT, isolated: bool = False,
        shared: Sequence[str] = (), subnet: str = hosts.SUBNET) -> Dict[str, Any]:
     """Starts ``engine`` (idempotent: a running one with the same size is returned as it is); returns its state.
@@ -407,7 +408,8 @@ def _parser() -> argparse.ArgumentParser:
     start = commands.add_parser("up", help="start the engine and wait until it is ready")
     start.add_argument("--engine", choices=ENGINES, default="flink")
     start.add_argument("--workers", type=int, default=2, help="Flink TaskManagers, each a JVM with one slot")
-    start.add_argument("--taskmanager-memory", default="3584m", help="each TaskManager's process memory")
+    start.add_argument("--taskmanager-memory", default=flink.TASKMANAGER_MEMORY,
+                       help="each TaskManager's process memory")
     start.add_argument("--rest-port", type=int, default=flink.REST_PORT, help="Flink's web UI and REST API")
     start.add_argument("--job-port", type=int, default=PORTABLE_JOB_PORT, help="portable: the job service")
     start.add_argument("--worker-pool-port", type=int, default=PORTABLE_WORKER_POOL_PORT,

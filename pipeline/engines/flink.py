@@ -42,6 +42,8 @@ JAVA_MODULE_OPTIONS = (
     + [f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in (
         "java.lang", "java.lang.reflect", "java.io", "java.net", "java.nio", "sun.nio.ch", "java.text", "java.time",
         "java.util", "java.util.concurrent", "java.util.concurrent.atomic", "java.util.concurrent.locks")])
+# each TaskManager's process memory: with CLUSTER_SETTINGS' shares, a task heap of about 750 MB
+TASKMANAGER_MEMORY = "3584m"
 # Beam's batch translation needs what Flink's defaults do not give it (see docs/scaling.md): one slot per
 # TaskManager so that each operator's sort buffer gets a large share of managed memory (TFDV's combiners hold
 # whole Arrow batches of images), hash-partitioned blocking shuffles (the sort shuffle wants 512 buffers per
