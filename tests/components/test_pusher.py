@@ -146,9 +146,22 @@ def test_a_serving_directory_someone_keeps_filling_is_a_clear_error(tmp_path):
 def test_the_pusher_keeps_tfx_node_id_and_arguments(trained):
     from tfx import v1 as tfx
 
+    from components.model_card import ModelCardArtifact
+
     destination = tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(base_directory="/x"))
-    component = Pusher(model=tfx.dsl.Channel(type=standard_artifacts.Model), push_destination=destination)
+    model = tfx.dsl.Channel(type=standard_artifacts.Model)
+    blessing = tfx.dsl.Channel(type=standard_artifacts.ModelBlessing)
+    card = tfx.dsl.Channel(type=ModelCardArtifact)
+    component = Pusher(model=model, model_blessing=blessing, push_destination=destination, model_card=card)
     assert component.id == "Pusher" and component.executor_spec.executor_class is Executor
+    assert component.inputs == {"model": model, "model_blessing": blessing, "model_card": card}
+    assert list(component.outputs) == ["pushed_model"]
+    assert component.outputs["pushed_model"].type is standard_artifacts.PushedModel
+    properties = component.exec_properties
+    assert properties["custom_config"] == "null" and properties.get("infra_blessing") is None
+    assert proto_utils.json_to_proto(properties["push_destination"], pusher_pb2.PushDestination()) == destination
+    bare = Pusher(model=model, push_destination=destination)  # TFX's own arguments alone, as the pipeline gives them
+    assert bare.inputs == {"model": model}
 
 
 def test_a_write_on_a_full_disk_names_the_file_it_was_writing(tmp_path):
