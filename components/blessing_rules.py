@@ -100,6 +100,6 @@ def decide(candidate: Dict[str, Any], baseline: Optional[Dict[str, Any]], class_
 def rule_table(verdict: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """The rules :func:`decide` applied, as rows for the model card (``name``, ``key``, ``value``, ``threshold``,
     ``against``, ``passed``), with the served version each was compared with named."""
-    served = verdict.get("baseline_model") or "nothing served"
+    served = verdict.get("baseline_model")  # set whenever a rule compared with the served model
     return [{**rule, "against": served if rule["against"] == "served" else rule["against"]}
-            for rule in verdict.get("rules", [])]
+            for rule in verdict["rules"]]

@@ -184,7 +184,7 @@ class Pusher(tfx.components.Pusher):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, model=None, model_blessing=None, push_destination=None, model_card=None) -> None:
-        spec = PusherSpec(model=model, model_blessing=model_blessing, infra_blessing=None,
-                          push_destination=push_destination, custom_config=json_utils.dumps(None),
+        spec = PusherSpec(model=model, model_blessing=model_blessing, push_destination=push_destination,
+                          custom_config=json_utils.dumps(None),
                           pushed_model=types.Channel(type=standard_artifacts.PushedModel), model_card=model_card)
         base_component.BaseComponent.__init__(self, spec=spec)

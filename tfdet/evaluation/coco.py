@@ -53,20 +53,23 @@ def coco_results(detections: Sequence[Mapping[str, Any]], rounded: bool = False)
             for image in detections for box, score, label in zip(image["boxes"], image["scores"], image["classes"])]
 
 
-def _evaluate(gt: COCO, results: List[Dict[str, Any]], iou_thresholds: Optional[Sequence[float]] = None,
-              summarize: bool = True) -> COCOeval:
+def _evaluate(gt: COCO, results: List[Dict[str, Any]], iou_thresholds: Optional[Sequence[float]] = None
+              ) -> COCOeval:
+    """pycocotools' evaluation, with its 12-figure summary (``stats``) when the IoU thresholds are COCO's own."""
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator = COCOeval(gt, gt.loadRes(results), iouType="bbox")
         if iou_thresholds is not None:
             evaluator.params.iouThrs = np.asarray(iou_thresholds, np.float64)
         evaluator.evaluate()
         evaluator.accumulate()
-        if summarize:
+        if iou_thresholds is None:
             evaluator.summarize()
     return evaluator
 
 
 def _per_class(evaluator: COCOeval, names: Mapping[int, str], threshold: Optional[int] = None) -> Dict[str, float]:
+    """Each class's AP (all areas, 100 detections) over the evaluated IoU thresholds, or at the one numbered
+    ``threshold``; classes without ground truth left out."""
     precision = evaluator.eval["precision"]  # [T, R, K, A, M]
     per_class = {}
     for k, category in enumerate(evaluator.params.catIds):
@@ -123,11 +126,11 @@ def average_precision(ground_truth: Sequence[Mapping[str, Any]], detections: Seq
     results = coco_results(detections)
     if not results or not gt.dataset["annotations"]:
         return {"AP": 0.0 if gt.dataset["annotations"] else -1.0, "per_class_AP": {}, "recall": 0.0}
-    evaluator = _evaluate(gt, results, iou_thresholds=[iou_threshold], summarize=False)
-    per_class = _per_class(evaluator, names, threshold=0)
-    recall = evaluator.eval["recall"][0, :, 0, -1]  # [K]
+    evaluator = _evaluate(gt, results, iou_thresholds=[iou_threshold])
+    per_class = _per_class(evaluator, names)  # empty when every true box's label is outside the classes
+    recall = evaluator.eval["recall"][0, :, 0, -1]  # [K], -1 for the classes without ground truth
     return {"AP": float(np.mean(list(per_class.values()))) if per_class else -1.0, "per_class_AP": per_class,
-            "recall": float(np.mean(recall[recall > -1])) if np.any(recall > -1) else -1.0}
+            "recall": float(np.mean(recall[recall > -1])) if per_class else -1.0}
 
 
 def eval_dataset(pattern_file: str, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float],

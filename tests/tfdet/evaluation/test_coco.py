@@ -200,8 +200,15 @@ def test_evaluate_coco_scores_a_detector_blind_to_one_class_half(records):
 
 
 def test_average_precision_counts_up_to_100_detections_per_image():
-    # two trees in one image, both found: recall and AP are 1 (at one detection per image they would be 1/2)
-    truth = [gt([0, 0, 40, 40], [50, 50, 90, 90])]
-    found = [det([[0, 0, 40, 40], [50, 50, 90, 90]], [0.9, 0.8], [0, 0])]
+    # twelve trees in one image, all found: recall and AP are 1 (at 10 detections per image recall would be 10/12)
+    boxes = [[8 * i, 0, 8 * i + 6, 6] for i in range(12)]
+    truth = [gt(*boxes)]
+    found = [det(boxes, [1.0 - 0.01 * i for i in range(12)], [0] * 12)]
     result = average_precision(truth, found, num_classes=1, iou_threshold=0.4)
     assert result["recall"] == pytest.approx(1.0) and result["AP"] == pytest.approx(1.0)
+
+
+def test_average_precision_of_true_boxes_outside_the_classes_is_undefined():
+    # a label of 5 with 2 classes: no class has ground truth, as with none at all
+    result = average_precision([gt([0, 0, 10, 10], labels=[5])], [det([[0, 0, 10, 10]], [0.9], [0])], 2, 0.5)
+    assert result == {"AP": -1.0, "per_class_AP": {}, "recall": -1.0}
