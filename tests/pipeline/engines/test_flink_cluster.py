@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -140,9 +141,19 @@ def test_the_taskmanagers_are_hosts_of_their_own(flink_cluster, shared):
         assert not private & set(os.listdir(tempfile.gettempdir())) - expected, private
 
 
-def run_pipeline(data_root: str, output_root: str, *extra: str) -> subprocess.CompletedProcess:
+def run_pipeline(data_root: str, output_root: str, *extra: str, env: Optional[dict] = None
+                 ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--data-root", data_root, "--output-root",
-                           output_root, *ARGS, *extra], cwd=REPO, capture_output=True, text=True, timeout=1800)
+                           output_root, *ARGS, *extra], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=1800)
+
+
+def user_env(**settings: str) -> dict:
+    """The environment as a user's shell has it: without the tests' TF_CPP_MIN_LOG_LEVEL (conftest sets 2, which
+    lets TensorFlow's start-up errors about CUDA factories through; the runner's own default hides them)."""
+    env = dict(os.environ, **settings)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
 
 
 def jobs(rest: str) -> dict:
@@ -403,7 +414,7 @@ def test_an_unreachable_cluster_is_one_error_line_at_once(tmp_path):
     write_span(str(tmp_path / "data"), 1)  # data the checks before the engine's accept
     started = time.monotonic()
     ran = run_pipeline(str(tmp_path / "data"), str(tmp_path / "out"), "--beam", "flink", "--flink-master",
-                       f"localhost:{free_port()}")
+                       f"localhost:{free_port()}", env=user_env())
     assert ran.returncode == 2 and time.monotonic() - started < 30
     (line,) = ran.stderr.strip().splitlines()
     assert line.startswith("error: no Flink cluster answers at http://localhost:") and line.endswith(
@@ -411,8 +422,7 @@ def test_an_unreachable_cluster_is_one_error_line_at_once(tmp_path):
 
 
 def test_a_missing_job_server_is_one_error_line(tmp_path):
-    env = dict(os.environ, TFDET_HOME=str(tmp_path / "empty_home"))
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it (the tests' conftest sets 2)
+    env = user_env(TFDET_HOME=str(tmp_path / "empty_home"))
     ran = subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--beam", "flink"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=120)
     assert ran.returncode == 2
