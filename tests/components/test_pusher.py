@@ -171,3 +171,20 @@ def test_a_write_on_a_full_disk_names_the_file_it_was_writing(tmp_path):
     with pytest.raises(OSError) as raised:
         pusher._copy_file(str(source), "/dev/full")
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == "/dev/full"
+
+
+def test_only_paths_without_a_url_scheme_or_with_file_get_the_atomic_rename():
+    assert [pusher.is_local(p) for p in ("/srv/models", "relative/models", "file:///srv/models",
+                                         "gs://bucket/models", "s3://bucket/models", "hdfs://nn/models")] == [
+        True, True, True, False, False, False]
+
+
+def test_a_model_copied_into_an_existing_folder_arrives_byte_for_byte(trained, tmp_path):
+    source = os.path.join(trained.uri, "Format-Serving")
+    target = tmp_path / "version"
+    (target / "variables").mkdir(parents=True)  # an object store's "folder" exists as soon as a name under it does
+    pusher.copy_model(source, str(target))
+    copied = {os.path.relpath(os.path.join(root, name), target): open(os.path.join(root, name), "rb").read()
+              for root, _, names in os.walk(target) for name in names}
+    assert copied == {os.path.relpath(os.path.join(root, name), source): open(os.path.join(root, name), "rb").read()
+                      for root, _, names in os.walk(source) for name in names}

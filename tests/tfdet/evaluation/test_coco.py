@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfdet.evaluation import coco_metrics
+from tfdet.evaluation.coco import COCO_METRIC_NAMES as METRICS
 from tfdet.evaluation.coco import average_precision, collect_detections, eval_dataset, evaluate_coco
 
 
@@ -48,8 +49,15 @@ def test_wrong_class_and_a_false_positive_ranked_first():
 
 
 def test_no_detections_and_no_ground_truth():
-    assert coco_metrics([gt([0, 0, 10, 10])], [det([], [], [])], num_classes=1)["AP"] == 0.0
+    empty = coco_metrics([gt([0, 0, 10, 10]), gt(image_id=1)], [det([], [], [])], num_classes=1)
+    assert empty == {"num_images": 2, "num_detections": 0, "per_class_AP": {}, **{name: 0.0 for name in METRICS}}
     assert coco_metrics([gt()], [det([[0, 0, 10, 10]], [0.5], [0])], num_classes=1)["AP"] == -1.0
+
+
+def test_classes_without_a_label_map_are_named_by_their_ids():
+    metrics = coco_metrics([gt([10, 10, 50, 60], labels=[1])], [det([[10, 10, 50, 60]], [0.9], [1])], num_classes=2)
+    assert metrics["per_class_AP"] == {"1": pytest.approx(1.0)}
+    assert (metrics["num_images"], metrics["num_detections"]) == (1, 1)
 
 
 # -- average_precision: one IoU threshold, as the tree-crown papers report it ------------------------------------
@@ -181,7 +189,9 @@ def test_collect_detections_without_a_letterbox_reads_boxes_as_the_whole_image(r
 def test_evaluate_coco_scores_an_oracle_one_and_writes_coco_results(records, tmp_path):
     dataset = eval_dataset(records, (32, 32), mean=(0, 0, 0), std=(1, 1, 1), batch_size=2)
     output = str(tmp_path / "detections.json")
-    metrics = evaluate_coco(Oracle(dataset), dataset, label_map={0: "tree", 1: "snag"}, output_json=output)
+    oracle = Oracle(dataset)
+    metrics = evaluate_coco(oracle, dataset, label_map={0: "tree", 1: "snag"}, output_json=output, score_thr=0.01)
+    assert oracle.overrides == {"score_thr": 0.01}
     assert metrics["AP"] == pytest.approx(1.0) and metrics["AP50"] == pytest.approx(1.0)
     assert metrics["per_class_AP"] == {"tree": pytest.approx(1.0), "snag": pytest.approx(1.0)}
     with open(output) as handle:
@@ -212,3 +222,14 @@ def test_average_precision_of_true_boxes_outside_the_classes_is_undefined():
     # a label of 5 with 2 classes: no class has ground truth, as with none at all
     result = average_precision([gt([0, 0, 10, 10], labels=[5])], [det([[0, 0, 10, 10]], [0.9], [0])], 2, 0.5)
     assert result == {"AP": -1.0, "per_class_AP": {}, "recall": -1.0}
+
+
+def test_the_results_file_rounds_boxes_to_a_hundredth_of_a_pixel(tmp_path):
+    third = (1 / 3, 1 / 3, 2 / 3, 2 / 3)  # 3.333... px in a 10 px image
+    batch = {"image": tf.zeros([1, 10, 10, 3]), "bboxes": tf.constant([[third]], tf.float32),
+             "labels": tf.constant([[0]]), "mask": tf.constant([[True]]), "original_size": tf.constant([[10, 10]])}
+    dataset = tf.data.Dataset.from_tensors(batch)
+    output = str(tmp_path / "detections.json")
+    evaluate_coco(Oracle(dataset), dataset, output_json=output)
+    with open(output) as handle:
+        assert json.load(handle) == [{"image_id": 0, "category_id": 0, "bbox": [3.33, 3.33, 3.33, 3.33], "score": 1.0}]
