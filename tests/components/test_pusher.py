@@ -107,12 +107,17 @@ def test_a_push_cut_short_leaves_no_number_and_the_next_push_clears_it(trained, 
 
 def test_an_object_store_gets_saved_model_pb_last_in_place(trained, tmp_path, monkeypatch):
     order = []
+    copy = pusher.io_utils.fileio.copy  # every file TFX's io_utils writes goes through it
     monkeypatch.setattr(pusher, "is_local", lambda path: False)
-    monkeypatch.setattr(pusher.io_utils, "copy_file", lambda source, target, *a, **k: order.append(target) or
-                        tf.io.gfile.copy(source, target, overwrite=True))
+    monkeypatch.setattr(pusher.io_utils.fileio, "copy", lambda source, target, *a, **k: order.append(target) or
+                        copy(source, target, *a, **k))
     pushed = push(Executor(), trained, tmp_path / "serving", tmp_path / "pushed")
     destination = pushed.get_string_custom_property("pushed_destination")
-    assert order[-1] == os.path.join(destination, "saved_model.pb") and is_complete(destination)
+    into_version = [target for target in order if target.startswith(destination + os.sep)]
+    assert len(into_version) > 1 and is_complete(destination)
+    # written once, after every other file of the version
+    assert [t for t in into_version if t.endswith("saved_model.pb")] == [into_version[-1]] == [
+        os.path.join(destination, "saved_model.pb")]
 
 
 def test_tfx_own_pusher_records_the_cut_short_version_as_pushed(trained, tmp_path):
