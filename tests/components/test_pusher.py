@@ -1,4 +1,5 @@
 import errno
+import logging
 import os
 import time
 
@@ -11,7 +12,7 @@ from tfx.utils import proto_utils
 
 from components import pusher
 from components.pusher import STAGING_PREFIX, Executor, Pusher, wait_for_free_version
-from tfdet.export.serving import is_complete, latest_version
+from tfdet.export.serving import CARD_PATH, is_complete, latest_version
 
 
 class Doubler(tf.Module):
@@ -85,7 +86,7 @@ def test_a_version_appears_whole_or_not_at_all(trained, tmp_path, monkeypatch):
     assert tf.saved_model.load(str(serving_dir / version))(tf.constant([2.0])).numpy().tolist() == [4.0]
 
 
-def test_a_push_cut_short_leaves_no_number_and_the_next_push_clears_it(trained, tmp_path, monkeypatch):
+def test_a_push_cut_short_leaves_no_number_and_the_next_push_clears_it(trained, tmp_path, monkeypatch, caplog):
     serving_dir = tmp_path / "serving"
     copy = pusher._copy_file
 
@@ -101,8 +102,10 @@ def test_a_push_cut_short_leaves_no_number_and_the_next_push_clears_it(trained, 
     # a SIGKILL leaves the staging folder itself: still no number, and the next push removes it
     os.makedirs(serving_dir / f"{STAGING_PREFIX}1700000000-deadbeef" / "variables")
     monkeypatch.setattr(pusher, "_copy_file", copy)
+    caplog.set_level(logging.INFO, logger="absl")
     pushed = push(Executor(), trained, serving_dir, tmp_path / "pushed2")
     assert os.listdir(serving_dir) == [os.path.basename(pushed.get_string_custom_property("pushed_destination"))]
+    assert f"Removed {STAGING_PREFIX}1700000000-deadbeef, left by a push that was cut short." in caplog.messages
 
 
 def test_an_object_store_gets_saved_model_pb_last_in_place(trained, tmp_path, monkeypatch):
@@ -176,6 +179,7 @@ def test_a_write_on_a_full_disk_names_the_file_it_was_writing(tmp_path):
     with pytest.raises(OSError) as raised:
         pusher._copy_file(str(source), "/dev/full")
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == "/dev/full"
+    assert str(raised.value) == "[Errno 28] No space left on device: '/dev/full'"
 
 
 def test_only_paths_without_a_url_scheme_or_with_file_get_the_atomic_rename():
@@ -193,3 +197,20 @@ def test_a_model_copied_into_an_existing_folder_arrives_byte_for_byte(trained, t
               for root, _, names in os.walk(target) for name in names}
     assert copied == {os.path.relpath(os.path.join(root, name), source): open(os.path.join(root, name), "rb").read()
                       for root, _, names in os.walk(source) for name in names}
+
+
+@pytest.mark.parametrize("store", ["local", "object store"])
+def test_the_model_card_arrives_inside_the_version(trained, tmp_path, monkeypatch, store):
+    card = tmp_path / "model_card.html"
+    card.write_text("<html>the card</html>")
+    if store == "object store":
+        monkeypatch.setattr(pusher, "is_local", lambda path: False)
+    version = pusher.push_version(os.path.join(trained.uri, "Format-Serving"), str(tmp_path / "serving"), str(card))
+    with open(os.path.join(version, CARD_PATH)) as handle:
+        assert handle.read() == "<html>the card</html>"
+    assert is_complete(version)
+
+
+def test_a_file_url_pushes_into_the_folder_it_names(trained, tmp_path):
+    version = pusher.push_version(os.path.join(trained.uri, "Format-Serving"), f"file://{tmp_path}/serving")
+    assert os.path.dirname(version) == str(tmp_path / "serving") and is_complete(version)
