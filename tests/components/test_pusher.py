@@ -11,6 +11,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components import pusher
+from components.model_card import CARD_FILE, ModelCardArtifact
 from components.pusher import STAGING_PREFIX, Executor, Pusher, wait_for_free_version
 from tfdet.export.serving import CARD_PATH, is_complete, latest_version
 
@@ -30,15 +31,19 @@ def trained(tmp_path_factory):
     return model
 
 
-def push(executor, model, serving_dir, pushed_uri, blessed=1):
+def push(executor, model, serving_dir, pushed_uri, blessed=1, card_dir=None):
     blessing = standard_artifacts.ModelBlessing()
     blessing.set_int_custom_property("blessed", blessed)
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(pushed_uri)
     destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
         base_directory=str(serving_dir)))
-    executor.Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
-                {"push_destination": proto_utils.proto_to_json(destination)})
+    inputs = {"model": [model], "model_blessing": [blessing]}
+    if card_dir is not None:  # the ModelCard component's output
+        card = ModelCardArtifact()
+        card.uri = str(card_dir)
+        inputs["model_card"] = [card]
+    executor.Do(inputs, {"pushed_model": [pushed]}, {"push_destination": proto_utils.proto_to_json(destination)})
     return pushed
 
 
@@ -214,3 +219,31 @@ def test_the_model_card_arrives_inside_the_version(trained, tmp_path, monkeypatc
 def test_a_file_url_pushes_into_the_folder_it_names(trained, tmp_path):
     version = pusher.push_version(os.path.join(trained.uri, "Format-Serving"), f"file://{tmp_path}/serving")
     assert os.path.dirname(version) == str(tmp_path / "serving") and is_complete(version)
+
+
+def test_the_executor_pushes_the_model_card_it_is_given_and_records_the_version(trained, tmp_path, caplog):
+    cards = tmp_path / "card"
+    cards.mkdir()
+    (cards / CARD_FILE).write_text("<html>blessed</html>")
+    caplog.set_level(logging.INFO, logger="absl")
+    pushed = push(Executor(), trained, tmp_path / "serving", tmp_path / "pushed", card_dir=cards)
+    destination = pushed.get_string_custom_property("pushed_destination")
+    with open(os.path.join(destination, CARD_PATH)) as handle:
+        assert handle.read() == "<html>blessed</html>"
+    assert pushed.get_string_custom_property("pushed_version") == os.path.basename(destination)
+    assert f"Model written to serving path {destination}." in caplog.messages
+    # a card artifact without its page (the ModelCard step could not draw one) does not stop the push
+    bare = push(Executor(), trained, tmp_path / "serving2", tmp_path / "pushed2", card_dir=tmp_path / "no-card")
+    destination = bare.get_string_custom_property("pushed_destination")
+    assert is_complete(destination) and not os.path.exists(os.path.join(destination, CARD_PATH))
+
+
+def test_a_destination_other_than_a_file_system_is_refused_by_name(trained, tmp_path):
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.set_int_custom_property("blessed", 1)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    with pytest.raises(NotImplementedError) as error:
+        Executor().Do({"model": [trained], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+                      {"push_destination": "{}"})
+    assert str(error.value) == "the tfdet Pusher writes to a file system; got "

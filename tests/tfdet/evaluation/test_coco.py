@@ -130,12 +130,13 @@ class Oracle:
     def __init__(self, dataset: tf.data.Dataset, drop: int = -1) -> None:
         self.answers = [(batch["bboxes"], batch["labels"], batch["mask"] & (batch["labels"] != drop))
                         for batch in dataset]
-        self.overrides = None
+        self.overrides, self.seen = None, []
 
     def detect_function(self, **overrides):
         self.overrides, answers = overrides, iter(self.answers)
 
         def detect(images):
+            self.seen.append(images.shape.as_list())
             boxes, labels, keep = next(answers)
             order = tf.argsort(tf.cast(~keep, tf.int32), axis=1, stable=True)  # the kept boxes first
             return {"detection_boxes": tf.gather(boxes, order, batch_dims=1),
@@ -165,7 +166,7 @@ def test_collect_detections_gives_truth_and_detections_in_original_pixels_with_r
     dataset = eval_dataset(records, (32, 32), mean=(0, 0, 0), std=(1, 1, 1), batch_size=2)
     oracle = Oracle(dataset)
     truth, found = collect_detections(oracle, dataset, score_thr=0.01)
-    assert oracle.overrides == {"score_thr": 0.01}
+    assert oracle.overrides == {"score_thr": 0.01} and oracle.seen == [[2, 32, 32, 3], [1, 32, 32, 3]]
     assert [t["image_id"] for t in truth] == [d["image_id"] for d in found] == [0, 1, 2]  # across batches
     for image_id, (height, width, _, labels) in SCENE.items():
         assert (truth[image_id]["height"], truth[image_id]["width"]) == (height, width)
@@ -175,15 +176,16 @@ def test_collect_detections_gives_truth_and_detections_in_original_pixels_with_r
 
 
 def test_collect_detections_without_a_letterbox_reads_boxes_as_the_whole_image(records):
-    # a dataset with no image_window: boxes are normalised to the image itself
+    # a dataset with no image_window: boxes are normalised to the image itself (two images of SCENE[0])
     height, width, boxes, labels = SCENE[0]
-    batch = {"image": tf.zeros([1, height, width, 3]), "bboxes": tf.constant([boxes], tf.float32),
-             "labels": tf.constant([labels]), "mask": tf.constant([[True, True]]),
-             "original_size": tf.constant([[height, width]])}
+    batch = {"image": tf.zeros([2, height, width, 3]), "bboxes": tf.constant([boxes] * 2, tf.float32),
+             "labels": tf.constant([labels] * 2), "mask": tf.constant([[True, True]] * 2),
+             "original_size": tf.constant([[height, width]] * 2)}
     dataset = tf.data.Dataset.from_tensors(batch)
     truth, found = collect_detections(Oracle(dataset), dataset)
-    np.testing.assert_allclose(truth[0]["boxes"], _in_pixels(0), atol=1e-4)
-    np.testing.assert_allclose(found[0]["boxes"], _in_pixels(0), atol=1e-4)
+    for image in (0, 1):
+        np.testing.assert_allclose(truth[image]["boxes"], _in_pixels(0), atol=1e-4)
+        np.testing.assert_allclose(found[image]["boxes"], _in_pixels(0), atol=1e-4)
 
 
 def test_evaluate_coco_scores_an_oracle_one_and_writes_coco_results(records, tmp_path):
