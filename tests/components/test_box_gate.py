@@ -74,3 +74,26 @@ def test_schema_anomalies_and_a_leak_against_an_accepted_span_stop_the_gate(tmp_
     assert ("Leakage: train image(s) again have the same bytes as eval image(s) e0 of accepted span 1's eval split."
             in message)
     assert [entry["span"] for entry in spans.accepted(str(tmp_path / "registry"))] == [1]
+
+
+def test_a_span_run_again_is_judged_against_the_spans_before_it_not_its_first_run(tmp_path):
+    first = {"train": [example(f"a{i}", png(i), labels=(0,)) for i in range(120)], "eval": sound("e", 3, seed=500)}
+    gate(tmp_path, first, span=1, name="first")
+    corrected = {"train": [example(f"b{i}", png(1000 + i), labels=(1,)) for i in range(120)],
+                 "eval": sound("e", 3, seed=600)}
+    with pytest.raises(RuntimeError, match="Drift: classes moved 1.0"):  # as a later span it drifts from span 1
+        gate(tmp_path, corrected, span=2, name="later")
+    # as span 1's data corrected (every box now class 1) and checked anew, nothing came before it to drift from
+    report = gate(tmp_path, corrected, span=1, name="again")
+    assert json.load(open(os.path.join(report.uri, "report.json")))["drift"] == []
+
+
+def test_span_and_version_are_read_as_example_gen_records_them_or_as_properties():
+    from components.box_gate import _int_property
+
+    recorded = standard_artifacts.Examples()
+    recorded.set_int_custom_property("span", 4)  # TFX 1.16's ExampleGen
+    older = standard_artifacts.Examples()
+    older.span, older.version = 3, 2  # the artifact type's own properties
+    assert (_int_property(recorded, "span"), _int_property(older, "span"), _int_property(older, "version")) == (4, 3, 2)
+    assert _int_property(standard_artifacts.Examples(), "version") == 0

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfdet.evaluation import coco_metrics
 from tfdet.evaluation.coco import COCO_METRIC_NAMES as METRICS
-from tfdet.evaluation.coco import average_precision, collect_detections, eval_dataset, evaluate_coco
+from tfdet.evaluation.coco import average_precision, coco_results, collect_detections, eval_dataset, evaluate_coco
 
 
 def gt(*boxes, labels=None, image_id=0):
@@ -235,3 +235,24 @@ def test_the_results_file_rounds_boxes_to_a_hundredth_of_a_pixel(tmp_path):
     evaluate_coco(Oracle(dataset), dataset, output_json=output)
     with open(output) as handle:
         assert json.load(handle) == [{"image_id": 0, "category_id": 0, "bbox": [3.33, 3.33, 3.33, 3.33], "score": 1.0}]
+
+
+def test_coco_areas_split_small_medium_and_large_boxes(capsys):
+    # COCO's area ranges: small < 32^2 px, medium up to 96^2, large above; one box of each, the large one missed
+    truth = [{"image_id": 0, "height": 400, "width": 400, "labels": np.array([0, 0, 0]),
+              "boxes": np.array([[0, 0, 20, 20], [100, 100, 150, 150], [200, 200, 350, 350]], np.float32)}]
+    found = [det([[0, 0, 20, 20], [100, 100, 150, 150]], [0.9, 0.8], [0, 0])]
+    metrics = coco_metrics(truth, found, num_classes=1)
+    assert (metrics["APs"], metrics["APm"], metrics["APl"]) == (pytest.approx(1.0), pytest.approx(1.0),
+                                                                pytest.approx(0.0))
+    assert capsys.readouterr().out == ""  # pycocotools' progress lines stay off the console
+
+
+def test_coco_results_keep_full_precision_unless_rounded():
+    image = det([[1 / 3, 1 / 3, 2 / 3, 2 / 3]], [0.123456789], [1])
+    (exact,) = coco_results([image])
+    (rounded,) = coco_results([image], rounded=True)
+    third = float(np.float32(1 / 3))
+    assert exact["bbox"][:2] == [third, third] and exact["bbox"][2:] == pytest.approx([third, third], rel=1e-6)
+    assert exact["score"] == pytest.approx(0.123456789, rel=1e-7)
+    assert rounded == {"image_id": 0, "category_id": 1, "bbox": [0.33, 0.33, 0.33, 0.33], "score": 0.12346}
