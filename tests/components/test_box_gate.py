@@ -42,6 +42,13 @@ def test_a_sound_span_is_reported_and_registered_with_its_profile(tmp_path):
     report = gate(tmp_path, {"train": sound("t"), "eval": sound("e", 3, seed=50)})
     found = json.load(open(os.path.join(report.uri, "report.json")))
     assert found["passed"] and found["examples_checked"] == {"train": 6, "eval": 3}
+    assert (found["num_classes"], found["thresholds"], found["drift_action"]) == (3, {"classes": 0.2}, "stop")
+    for split, count in (("train", 6), ("eval", 3)):  # each split's profile, as the model card draws it
+        profile = found["profiles"][split]
+        assert (profile["examples"], profile["labels"]) == (count, {"1": count})
+        assert sorted(profile["distributions"]) == ["box_aspect", "box_size", "boxes_per_image", "classes",
+                                                    "image_size"]
+        assert profile["distributions"]["classes"] == {"1": 1.0}
     assert report.get_int_custom_property("passed") == 1 and report.get_int_custom_property("bad_examples") == 0
     (entry,) = spans.accepted(str(tmp_path / "registry"))
     assert entry["span"] == 1 and entry["examples_checked"] == {"train": 6, "eval": 3}
