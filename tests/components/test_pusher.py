@@ -122,6 +122,7 @@ def test_an_object_store_gets_saved_model_pb_last_in_place(trained, tmp_path, mo
     pushed = push(Executor(), trained, tmp_path / "serving", tmp_path / "pushed")
     destination = pushed.get_string_custom_property("pushed_destination")
     into_version = [target for target in order if target.startswith(destination + os.sep)]
+    assert os.path.dirname(destination) == str(tmp_path / "serving")
     assert len(into_version) > 1 and is_complete(destination)
     # written once, after every other file of the version
     assert [t for t in into_version if t.endswith("saved_model.pb")] == [into_version[-1]] == [

@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import time
 
 import numpy as np
 import pytest
@@ -111,9 +113,11 @@ def test_status_reads_what_made_each_version(served):
     metadata, serving = served
     runs = os.path.join(os.path.dirname(serving), "runs")
     entries = lineage(metadata, serving)
+    created = {a.uri: a.create_time_since_epoch for a in _store(metadata).get_artifacts_by_type("PushedModel")}
     for entry in entries:
-        if "pushed_at" in entry:
-            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", entry.pop("pushed_at"))
+        if "pushed_at" in entry:  # when MLMD recorded the push, in local time
+            assert entry.pop("pushed_at") == time.strftime("%Y-%m-%d %H:%M:%S",
+                                                           time.localtime(created[entry["path"]] / 1000))
     assert entries == [
         expected_entry(serving, runs, 1700000002, [1, 2], 0.7),
         {**expected_entry(serving, runs, 1700000001, [1], 0.6),
@@ -128,6 +132,10 @@ def test_status_reads_what_made_each_version(served):
     assert lines[6:] == ["    blessed: mAP@0.5 0.600 (nothing served before)",
                          f"    model card: {os.path.join(serving, '1700000001', CARD_PATH)}",
                          "v1700000000  ?", "    no PushedModel in MLMD points here (copied by hand?)"]
+    # a version copied in by hand on top hides nothing below it
+    shutil.copytree(os.path.join(serving, "1700000001"), os.path.join(serving, "1700000009"))
+    assert [(e["version"], "note" in e) for e in lineage(metadata, serving)] == [
+        (1700000009, True), (1700000002, False), (1700000001, False), (1700000000, True)]
 
 
 def test_rollback_serves_version_n_again_by_content_and_lineage(served):
