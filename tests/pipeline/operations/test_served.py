@@ -60,7 +60,8 @@ def record_run(store, context, version_dir, run_dir, spans, blessed_map50):
                    "warm_started_from": None, "initialisation": "random init",
                    "code": {"version": "0.3.0", "commit": f"c0de{spans[-1]}"}, "loss": [2.0, 1.5]}, handle)
     with open(os.path.join(run_dir, "blessing", "comparison.json"), "w") as handle:
-        json.dump({"blessed": True, "candidate_map50": blessed_map50, "baseline_map50": None, "candidate_map": 0.5,
+        json.dump({"blessed": True, "candidate_map50": blessed_map50, "candidate_map": 0.5,
+                   "baseline_map50": 0.6 if len(spans) > 1 else None,
                    "baseline_model": None, "reasons": [], "not_listed": 1}, handle)
     examples = [artifact(store, "Examples", f"{run_dir}/examples-{s}", span=s) for s in spans]
     (model,) = execution(store, "tfx.components.trainer.component.Trainer", context, examples,
@@ -100,7 +101,8 @@ def expected_entry(serving, runs, version, spans, map50):
                          "model_config": None, "warm_started_from": None, "initialisation": "random init",
                          "code": {"version": "0.3.0", "commit": f"c0de{spans[-1]}"}, "final_loss": 1.5,
                          "examples_spans": spans},
-            "blessing": {"blessed": True, "candidate_map50": map50, "baseline_map50": None, "candidate_map": 0.5,
+            "blessing": {"blessed": True, "candidate_map50": map50, "candidate_map": 0.5,
+                         "baseline_map50": 0.6 if len(spans) > 1 else None,
                          "baseline_model": None, "reasons": []}}
 
 
@@ -128,7 +130,7 @@ def test_status_reads_what_made_each_version(served):
     assert lines[0] == f"served versions in {serving}, newest first (TF Serving serves v1700000002):"
     assert re.fullmatch(r"v1700000002  \S+ \S+", lines[1])
     assert lines[2:4] == ["    trained: TinyNet/FPN/AnchorHead, 40 steps (random init) on spans 1, 2; code tfdet 0.3.0 "
-                          "commit c0de2", "    blessed: mAP@0.5 0.700 (nothing served before)"]
+                          "commit c0de2", "    blessed: mAP@0.5 0.700 vs served 0.600"]
     assert lines[6:] == ["    blessed: mAP@0.5 0.600 (nothing served before)",
                          f"    model card: {os.path.join(serving, '1700000001', CARD_PATH)}",
                          "v1700000000  ?", "    no PushedModel in MLMD points here (copied by hand?)"]
@@ -163,7 +165,7 @@ def test_rollback_serves_version_n_again_by_content_and_lineage(served):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", entry["at"])
     status = render_status(entries, serving)
     assert status.splitlines()[0] == f"served versions in {serving}, newest first (TF Serving serves v1700000003):"
-    assert "ROLLBACK to v1700000001" in status.splitlines()[1]
+    assert re.fullmatch(r"v1700000003  \S+ \S+  ROLLBACK to v1700000001", status.splitlines()[1])
 
     # MLMD: a tfdet.Rollback execution in the pipeline, from version N's PushedModel to a new live one
     store = _store(metadata)
@@ -207,8 +209,10 @@ def test_rollback_to_a_missing_or_incomplete_version_is_one_clear_error(served):
 
 def test_status_says_when_a_run_is_in_progress(served):
     metadata, serving = served
-    running = {"pid": 4242, "host": "ci", "started": 0}
+    running = {"pid": 4242, "host": "ci", "started": 1700000000}
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1700000000))
+    in_progress = f"a run is in progress: pid 4242 on ci since {since} (what follows may change when it pushes)"
     lines = render_status(lineage(metadata, serving), serving, running).splitlines()
-    assert lines[0].startswith("a run is in progress: pid 4242 on ci since ")
-    assert lines[1].startswith(f"served versions in {serving}")
+    assert lines[0] == in_progress and lines[1].startswith(f"served versions in {serving}")
     assert render_status([], serving) == f"nothing is served in {serving}"
+    assert render_status([], serving, running) == f"{in_progress}\nnothing is served in {serving}"
