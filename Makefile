@@ -50,7 +50,7 @@ test-slow: setup browser
 # mutation testing of the decision modules (pyproject.toml [tool.mutmut]): prints "mutation score: S"
 mutation: setup
 	rm -rf mutants
-	$(PY) -m mutmut run --max-children 2 > /dev/null || true
+	$(PY) -m mutmut run --max-children 1 > /dev/null || true
 	$(PY) tests/mutation_score.py
 
 # a Flink session cluster on this machine for `python -m pipeline.local_runner --beam flink` (WORKERS=2)
