@@ -199,10 +199,13 @@ def test_a_model_copied_into_an_existing_folder_arrives_byte_for_byte(trained, t
     target = tmp_path / "version"
     (target / "variables").mkdir(parents=True)  # an object store's "folder" exists as soon as a name under it does
     pusher.copy_model(source, str(target))
-    copied = {os.path.relpath(os.path.join(root, name), target): open(os.path.join(root, name), "rb").read()
-              for root, _, names in os.walk(target) for name in names}
-    assert copied == {os.path.relpath(os.path.join(root, name), source): open(os.path.join(root, name), "rb").read()
-                      for root, _, names in os.walk(source) for name in names}
+    assert _files(str(target)) == _files(source)
+
+
+def _files(directory):
+    """Every file under ``directory``: relative path -> bytes."""
+    return {os.path.relpath(os.path.join(root, name), directory): open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(directory) for name in names}
 
 
 @pytest.mark.parametrize("store", ["local", "object store"])
