@@ -38,6 +38,7 @@ from tfdet.dataio import features
 from tfdet.dataio.tfrecord_files import read_records
 from tfdet.evaluation.saved_model import evaluate_saved_model
 from tfdet.export.serving import is_complete, latest_version, versions
+from tfdet.weights.detector import newest_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -220,7 +221,9 @@ def test_the_retraining_story(tmp_path, capsys):
     span_2 = ["--train-steps", "300"]  # long enough to kill between its first checkpoint and its end
     checkpoints = os.path.join(layout["pipeline_root"], "Trainer", "checkpoints")
     process = start(data_root, output_root, *span_2)
-    found = kill_when(process, lambda: sorted(tf.io.gfile.glob(f"{checkpoints}/*/checkpoints/ckpt-*.index")))
+    # the moment a whole checkpoint is on disk, recorded or not (TensorFlow writes it before its record)
+    found = kill_when(process, lambda: [prefix for folder in tf.io.gfile.glob(f"{checkpoints}/*/checkpoints")
+                                        for prefix in [newest_checkpoint(folder)] if prefix])
     assert found and _latest(_store(metadata_path), "Model").uri == model.uri  # the killed Trainer left no model
     assert len(versions(serving_dir)) == 1  # nothing pushed by the killed run
     marker = str(tmp_path / "pusher_paused")

@@ -12,6 +12,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfdet.evaluation.coco import COCO_METRIC_NAMES, evaluate_coco
+from tfdet.weights.detector import newest_checkpoint
 
 
 class CocoEvaluation(tf_keras.callbacks.Callback):
@@ -44,9 +45,6 @@ class CocoEvaluation(tf_keras.callbacks.Callback):
             for name in COCO_METRIC_NAMES:
                 logs[self.prefix + name] = metrics[name]
         print(f" - {self.prefix}AP: {metrics['AP']:.4f} - {self.prefix}AP50: {metrics['AP50']:.4f}")
-
-
-__all__ = ["CheckpointResume", "CocoEvaluation"]
 
 
 class CheckpointResume(tf_keras.callbacks.Callback):
@@ -87,7 +85,7 @@ class CheckpointResume(tf_keras.callbacks.Callback):
     @property
     def initial_epoch(self) -> int:
         """The epoch the newest checkpoint ended (0 without one): pass it to ``fit``."""
-        latest = tf.train.latest_checkpoint(self.directory)
+        latest = newest_checkpoint(self.directory)
         if latest is None:
             return 0
         return int(tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
@@ -100,7 +98,7 @@ class CheckpointResume(tf_keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         manager = self._checkpoint_manager()
-        latest = tf.train.latest_checkpoint(self.directory)
+        latest = newest_checkpoint(self.directory)
         if latest:
             if not self.model.built and hasattr(self.model, "build_model"):
                 self.model.build_model()
@@ -122,4 +120,4 @@ class CheckpointResume(tf_keras.callbacks.Callback):
             self._manager.save(checkpoint_number=int(self._epoch.numpy()))
 
 
-__all__ = ["CheckpointResume"]
+__all__ = ["CheckpointResume", "CocoEvaluation"]

@@ -48,6 +48,7 @@ from tfdet.training.work_dir import (
     load_spec,
     write_json,
 )
+from tfdet.weights.detector import newest_checkpoint
 from tfdet.zoo import configure
 
 # fit's epochs when the length is given in steps: a log line, a checkpoint and TensorBoard scalars every tenth
@@ -128,7 +129,7 @@ def train_detector(config: str, data: str, work_dir: str, *, eval_data: Optional
 
     tf.io.gfile.makedirs(work_dir)
     checkpoints = os.path.join(work_dir, CHECKPOINTS)
-    resumed = tf.train.latest_checkpoint(checkpoints)
+    resumed = newest_checkpoint(checkpoints)
     # a worker other than the chief must write its checkpoints too (Keras's rule), somewhere it deletes after
     worker_dir = None if chief else tempfile.mkdtemp(prefix="tfdet-worker-")
     resume = CheckpointResume(checkpoints, save_to=worker_dir)

@@ -51,10 +51,10 @@ def saved_model_dir(model: str) -> str:
 def detector_weights(path: str) -> str:
     """Where a trained detector's weights are: a SavedModel (a served version), a work dir (its newest checkpoint,
     else its SavedModel), a folder of checkpoints or a checkpoint prefix."""
-    import tensorflow as tf
+    from tfdet.weights.detector import newest_checkpoint
 
     checkpoints = os.path.join(path, CHECKPOINTS)
-    if os.path.isdir(checkpoints) and tf.train.latest_checkpoint(checkpoints):
+    if os.path.isdir(checkpoints) and newest_checkpoint(checkpoints):
         return checkpoints
     if os.path.exists(os.path.join(path, SAVED_MODEL, "saved_model.pb")):
         return os.path.join(path, SAVED_MODEL)

@@ -27,6 +27,33 @@ class RestoreReport:
     reinitialised: List[str] = field(default_factory=list)
 
 
+def newest_checkpoint(directory: str) -> Optional[str]:
+    """The prefix of the newest readable checkpoint in ``directory`` (None without one).
+
+    TensorFlow records a save in the folder's ``checkpoint`` file only after the checkpoint is written: a process
+    killed in between leaves a whole checkpoint that ``tf.train.latest_checkpoint`` does not see, and a resumed run
+    would repeat that epoch (or, for the first one, start over). Numbered prefixes newer than the recorded one are
+    taken when TensorFlow can read them.
+    """
+    recorded = tf.train.latest_checkpoint(directory)
+    prefixes = {index[: -len(".index")] for index in tf.io.gfile.glob(os.path.join(directory, "*-*.index"))}
+    prefixes.update([recorded] if recorded else [])
+
+    def number(prefix: str) -> int:
+        suffix = prefix.rsplit("-", 1)[-1]
+        return int(suffix) if suffix.isdigit() else -1
+
+    for prefix in sorted(prefixes, key=number, reverse=True):
+        if prefix == recorded:
+            return prefix
+        try:
+            tf.train.load_checkpoint(prefix)  # reads the whole index: one cut short by a kill fails here
+        except (tf.errors.OpError, ValueError):
+            continue
+        return prefix
+    return None
+
+
 def checkpoint_prefix(path: str) -> str:
     """The variables checkpoint of a SavedModel directory, or ``path`` itself (a checkpoint prefix)."""
     saved = os.path.join(path, "variables", "variables")
@@ -34,7 +61,7 @@ def checkpoint_prefix(path: str) -> str:
         return saved
     if tf.io.gfile.exists(path + ".index"):
         return path
-    latest = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else None
+    latest = newest_checkpoint(path) if tf.io.gfile.isdir(path) else None
     if latest:
         return latest
     raise CheckpointError(f"{path}: neither a SavedModel directory, a checkpoint prefix nor a folder of checkpoints")

@@ -5,7 +5,7 @@ import tensorflow as tf
 from tfdet.export import export_saved_model
 from tfdet.models.architectures.one_stage import ConfigOneStage, OneStageModel
 from tfdet.weights import CheckpointError
-from tfdet.weights.detector import restore_detector
+from tfdet.weights.detector import newest_checkpoint, restore_detector
 
 
 def build(config):
@@ -80,3 +80,31 @@ def test_a_different_architecture_is_named(trained):
         restore_detector(build(wider), f"{folder}/1")
     with pytest.raises(CheckpointError, match="neither a SavedModel directory, a checkpoint prefix nor a folder"):
         restore_detector(build(config()), f"{folder}/nothing-here")
+
+
+def test_the_newest_checkpoint_includes_one_saved_but_not_yet_recorded_and_skips_one_cut_short(tmp_path):
+    directory = str(tmp_path)
+    assert newest_checkpoint(directory) is None
+    step = tf.Variable(0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=step), directory, max_to_keep=5)
+    for number in (1, 2):
+        step.assign(number)
+        manager.save(checkpoint_number=number)
+    assert newest_checkpoint(directory).endswith("ckpt-2")
+    # what a process killed between writing a checkpoint and recording it leaves: a whole ckpt-10, unrecorded
+    step.assign(10)
+    whole = tf.train.Checkpoint(step=step).write(f"{directory}/ckpt-10")
+    assert tf.train.latest_checkpoint(directory).endswith("ckpt-2")
+    assert newest_checkpoint(directory) == whole
+    assert int(tf.train.load_variable(newest_checkpoint(directory), "step/.ATTRIBUTES/VARIABLE_VALUE")) == 10
+    # one killed while its index was being written is passed over for the newest readable one
+    for name in tf.io.gfile.glob(f"{whole}.*"):
+        data = open(name, "rb").read()
+        open(name.replace("ckpt-10", "ckpt-11"), "wb").write(data[: len(data) // 2] if name.endswith(".index")
+                                                            else data)
+    assert newest_checkpoint(directory) == whole
+    # and without the folder's record at all
+    tf.io.gfile.remove(f"{directory}/checkpoint")
+    for name in tf.io.gfile.glob(f"{directory}/ckpt-1[01].*"):
+        tf.io.gfile.remove(name)
+    assert newest_checkpoint(directory).endswith("ckpt-2")
