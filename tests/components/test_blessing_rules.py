@@ -132,7 +132,11 @@ def test_the_rule_table_is_what_decide_applied_and_names_the_served_version():
         ("min_map50", "0.6600", 0.5, True), ("max_map50_drop", "+0.0600", "-0.010", True),
         ("class:cat", "+0.1500", "-0.100", True), ("class:dog", "+0.2000", "-0.100", True),
         ("class:eel", "-0.4500", "-0.100", True)]  # eel fell, but with 9 eval boxes it is not judged alone
-    assert "not judged" in rows[-1]["name"] and [r["against"] for r in rows] == ["the bar"] + ["/serving/tfdet/7"] * 4
+    assert [r["name"] for r in rows] == [  # the model card's decision table shows these words
+        "value: mAP@0.5 at least min_map50", "change: mAP@0.5 against the served model",
+        "class 'cat': AP@0.5 against the served model", "class 'dog': AP@0.5 against the served model",
+        "class 'eel': AP@0.5 against the served model (under 10 eval boxes: not judged)"]
+    assert [r["against"] for r in rows] == ["the bar"] + ["/serving/tfdet/7"] * 4
     refused = decide(candidate, served, {"cat": 50, "dog": 40, "eel": 12}, **THRESHOLDS)
     failing = [r for r in rule_table(refused) if not r["passed"]]
     assert [r["key"] for r in failing] == ["class:eel"] and len(refused["reasons"]) == 1
