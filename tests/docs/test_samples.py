@@ -20,12 +20,17 @@ def block_after(doc: str, marker: str) -> list:
 
 def test_the_readmes_run_summary():
     shown = block_after("README.md", "`make run` in a fresh clone")
+    out = "/tmp/fresh/tfx_pipeline_output"
     summary = {"examples": {"train": 960, "eval": 120}, "anomalies": {"train": [], "eval": []},
                "gate": {"passed": True, "examples_checked": {"train": 960, "eval": 120}},
-               "training": {"steps": 1500, "first_loss": 1.404, "last_loss": 0.406, "warm_started_from": None,
+               "training": {"steps": 1500, "first_loss": 1.377, "last_loss": 0.388, "warm_started_from": None,
                             "initialisation": None},
-               "comparison": {"candidate_map50": 0.809, "candidate_map": 0.572}, "blessed": True}
-    printed = render(summary).splitlines()
+               "comparison": {"candidate_map50": 0.827, "candidate_map": 0.596}, "blessed": True,
+               "model_card": f"{out}/tfdet/ModelCard/card/12/model_card.html",
+               "pushed": True, "pushed_model": f"{out}/serving_model/tfdet/1796624409",
+               "batch_inference": {"images_in": 40, "scored": 40, "refused": 0, "detections": 2999,
+                                   "uri": f"{out}/tfdet/BatchDetections/detections/13"}}
+    printed = render(summary, seconds=1038).splitlines()
     start = shown.index("=== tfdet pipeline summary ===") + 1
     assert shown[start:start + len(printed)] == printed
 
