@@ -13,11 +13,11 @@ validation region of the largest other scene, the rest for training. Every choic
    wins.
 2. ``final``: the winning recipe with seeds 0, 1, 2; the test-time setting chosen again on validation (mean of the
    seeds); then the test scene, scored once.
-3. ``folds``: the leave-one-scene-out rotation (the other Yellowstone crop, OSBS_029 as test scenes), the winning
-   recipe, 3 seeds each, each fold's setting chosen on its own validation: mean and spread over folds x seeds.
-4. ``kerashub``: the peer, KerasHub 0.32's RetinaNet R50-FPN from the same ImageNet arrays with its own recipe and
+3. ``kerashub``: the peer, KerasHub 0.32's RetinaNet R50-FPN from the same ImageNet arrays with its own recipe and
    as many images (peer_workers/kerashub_finetune.py, in its own environment), 3 seeds on the main fold, its NMS IoU
    chosen on validation alike, the test scene scored once.
+4. ``folds``: the leave-one-scene-out rotation (the other Yellowstone crop, OSBS_029 as test scenes), the winning
+   recipe, 3 seeds each, each fold's setting chosen on its own validation: mean and spread over folds x seeds.
 
 Figures by pycocotools: mAP@0.5 (what is chosen on), mAP at IoU 0.4 (tree-crown papers' convention), mAP@[.5:.95],
 recall. State goes to benchmarks/results/real_trees_protocol.json after every run (a rerun skips what is done);
@@ -140,7 +140,7 @@ def evaluate(model, data: dict, split: str, settings: dict) -> dict:
 def train(work: str, data: dict, fold: int, lever: str, seed: int, splits=("val",)) -> dict:
     """One seeded fine-tune through tfdet's training driver, scored on ``splits`` under every test setting."""
     config, overrides, steps = lever_config(work, lever, data)
-    work_dir = os.path.join(work, "runs", f"fold{fold}-{lever}-seed{seed}")
+    work_dir = run_folder(work, fold, lever, seed)
     shutil.rmtree(work_dir, ignore_errors=True)  # a fresh run, not a resumed one
     result = train_detector(config, f"{data['span']}/train-*.tfrecord", work_dir, class_names=data["label_map"],
                             steps=steps, overrides={k: v for k, v in overrides.items() if not k.startswith("_")},
@@ -153,11 +153,16 @@ def train(work: str, data: dict, fold: int, lever: str, seed: int, splits=("val"
     return run
 
 
+def run_folder(work: str, fold: int, lever: str, seed: int) -> str:
+    """Where a run keeps what its test scoring reads: tfdet's work dir, or KerasHub's detections."""
+    return os.path.join(work, "runs", f"fold{fold}-{lever}-seed{seed}")
+
+
 def score_test(work: str, data: dict, run: dict, setting: str) -> dict:
     """The test scene, scored once, under the setting chosen on validation (the run's weights restored)."""
     from tfdet.training.work_dir import load_trained_detector
 
-    model = load_trained_detector(os.path.join(work, "runs", f"fold{run['fold']}-{run['lever']}-seed{run['seed']}"))
+    model = load_trained_detector(run_folder(work, run["fold"], run["lever"], run["seed"]))
     return evaluate(model, data, "test", {setting: TEST_SETTINGS[setting]})[setting]
 
 
@@ -169,7 +174,7 @@ def kerashub(work: str, data: dict, seed: int) -> dict:
     from tfdet.zoo import train_recipe
 
     recipe = train_recipe(ENTRY)
-    out = os.path.join(work, "runs", f"fold0-kerashub-seed{seed}")
+    out = run_folder(work, 0, "kerashub", seed)
     shutil.rmtree(out, ignore_errors=True)
     command = [peer_python(KERASHUB), os.path.join(os.path.dirname(__file__), "peer_workers", "kerashub_finetune.py"),
                "--data", peer_data(data, work), "--out", out, "--steps", str(recipe["steps"]), "--batch-size",
@@ -280,7 +285,7 @@ def clean(value):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stages", default="levers,final,folds,kerashub")
+    parser.add_argument("--stages", default="levers,final,kerashub,folds")
     parser.add_argument("--work", default=os.path.join("data", "trees"))
     args = parser.parse_args()
     state = json.load(open(STATE)) if os.path.exists(STATE) else {"runs": {}}
@@ -307,13 +312,20 @@ def main() -> None:
         state["levers_on_val"] = {lever: {"best_setting": name, METRIC: figures_[METRIC]}
                                   for lever, (name, figures_) in scored.items()}
     lever = state.get("chosen_lever")
-    for fold in ([0] if "final" in stages else []) + ([1, 2] if "folds" in stages else []):
-        keys = [f"fold{fold}-{lever}-seed{seed}" for seed in SEEDS]
+
+    def run_seeds(keys: list, fresh) -> list:
+        """Each seed's run: from the state, or trained when missing or when this machine lacks its outputs and its
+        test scene is still unscored (a seed's training is deterministic, so its validation figures come back)."""
         for key, seed in zip(keys, SEEDS):
-            if key not in state["runs"]:
-                record(key, train(args.work, folds[fold], fold, lever, seed))
-        runs = [state["runs"][key] for key in keys]
-        setting = choose(runs)
+            run = state["runs"].get(key)
+            if run is None or ("test_scored" not in run and not os.path.exists(
+                    run_folder(args.work, run["fold"], run["lever"], run["seed"]))):
+                record(key, fresh(seed))
+        return [state["runs"][key] for key in keys]
+
+    def final_fold(fold: int) -> None:
+        keys = [f"fold{fold}-{lever}-seed{seed}" for seed in SEEDS]
+        setting = choose(run_seeds(keys, lambda seed: train(args.work, folds[fold], fold, lever, seed)))
         for key in keys:  # the test scene, once per run, under the setting validation chose
             run = state["runs"][key]
             if run.get("test_setting") != setting:
@@ -321,23 +333,25 @@ def main() -> None:
                 if fold == 0 and key == keys[0]:
                     draw(*scored["_predictions"], folds[0], os.path.join(RESULTS, "real_trees.png"))
                 record(key, {**run, "test_setting": setting, "test_scored": scored})
-        state[f"fold{fold}"] = {"lever": lever, "setting": setting, **{
-            m: spread([state["runs"][k]["test_scored"][m] for k in keys]) for m in ("mAP@0.5", "mAP@0.4",
-                                                                                     "mAP@[.5:.95]")}}
+        state[f"fold{fold}"] = {"lever": lever, "setting": setting, **test_spread(keys)}
+
+    def test_spread(keys: list) -> dict:
+        return {m: spread([state["runs"][k]["test_scored"][m] for k in keys]) for m in ("mAP@0.5", "mAP@0.4",
+                                                                                        "mAP@[.5:.95]")}
+
+    if "final" in stages:
+        final_fold(0)
     if "kerashub" in stages:
         keys = [f"fold0-kerashub-seed{seed}" for seed in SEEDS]
-        for key, seed in zip(keys, SEEDS):
-            if key not in state["runs"]:
-                record(key, kerashub(args.work, folds[0], seed))
-        runs = [state["runs"][key] for key in keys]
-        setting = choose(runs)
+        setting = choose(run_seeds(keys, lambda seed: kerashub(args.work, folds[0], seed)))
         for key in keys:  # the test scene, once per run, under the NMS IoU validation chose
             if state["runs"][key].get("test_setting") != setting:
                 record(key, {**state["runs"][key], "test_setting": setting,
                              "test_scored": kerashub_test(folds[0], state["runs"][key], setting)})
-        state["kerashub_fold0"] = {"setting": f"NMS IoU {setting}", **{
-            m: spread([state["runs"][k]["test_scored"][m] for k in keys]) for m in ("mAP@0.5", "mAP@0.4",
-                                                                                     "mAP@[.5:.95]")}}
+        state["kerashub_fold0"] = {"setting": f"NMS IoU {setting}", **test_spread(keys)}
+    if "folds" in stages:
+        for fold in (1, 2):
+            final_fold(fold)
     if all(f"fold{f}" in state for f in range(3)):
         values = [state["runs"][f"fold{f}-{lever}-seed{s}"]["test_scored"][METRIC] for f in range(3) for s in SEEDS]
         state["rotation"] = {"folds x seeds": len(values), METRIC: spread(values)}
