@@ -6,6 +6,8 @@ module (``tfdet.MOVED``).
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any, Dict, Mapping, Optional
 
 import tensorflow as tf
@@ -97,8 +99,10 @@ class CheckpointResume(tf_keras.callbacks.Callback):
         return self._manager
 
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        manager = self._checkpoint_manager()
         latest = newest_checkpoint(self.directory)
+        if latest and self.save_to == self.directory:
+            record_checkpoint(self.directory, latest)
+        manager = self._checkpoint_manager()
         if latest:
             if not self.model.built and hasattr(self.model, "build_model"):
                 self.model.build_model()
@@ -118,6 +122,20 @@ class CheckpointResume(tf_keras.callbacks.Callback):
         # is saved again so that what is exported or evaluated from the work dir is the model fit returned
         if getattr(self.model.optimizer, "use_ema", False) and self._manager is not None:
             self._manager.save(checkpoint_number=int(self._epoch.numpy()))
+
+
+def record_checkpoint(directory: str, prefix: str) -> None:
+    """Adds ``prefix`` to ``directory``'s ``checkpoint`` file when a killed process saved it without recording it:
+    the ``CheckpointManager`` built next then counts it in ``max_to_keep`` and deletes it in turn."""
+    state = tf.train.get_checkpoint_state(directory)
+    kept = list(state.all_model_checkpoint_paths) if state else []
+    if os.path.basename(prefix) in {os.path.basename(path) for path in kept}:
+        return
+    stamps = list(state.all_model_checkpoint_timestamps) if state else []
+    tf.compat.v1.train.update_checkpoint_state(
+        directory, prefix, all_model_checkpoint_paths=kept + [prefix],
+        all_model_checkpoint_timestamps=stamps + [time.time()] if len(stamps) == len(kept) else None,
+        last_preserved_timestamp=state.last_preserved_timestamp if state else None)
 
 
 __all__ = ["CheckpointResume", "CocoEvaluation"]

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import tensorflow as tf
 import tf_keras
@@ -48,6 +50,30 @@ def test_checkpoint_resume_and_coco_evaluation(tmp_path, default_data):
                     callbacks=[third])
     assert CheckpointResume(directory).initial_epoch == 3
     assert tf.train.latest_checkpoint(directory).endswith("ckpt-3")
+
+
+def test_a_checkpoint_saved_but_not_recorded_is_resumed_from_and_then_deleted_in_turn(tmp_path):
+    x, y = np.array([[1.0, 2.0]] * 4, "float32"), np.array([[0.0]] * 4, "float32")
+
+    def small():
+        model = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(2,))])
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    directory, model = str(tmp_path / "ckpt"), small()
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[CheckpointResume(directory, max_to_keep=2)])
+    # what a process killed between writing its third checkpoint and recording it leaves: the files, not the record
+    epoch = tf.Variable(3, dtype=tf.int64)
+    tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch).write(f"{directory}/ckpt-3")
+    assert tf.train.latest_checkpoint(directory).endswith("ckpt-2")
+    resume = CheckpointResume(directory, max_to_keep=2)
+    assert resume.initial_epoch == 3
+    small().fit(x, y, epochs=5, initial_epoch=resume.initial_epoch, verbose=0, callbacks=[resume])
+    assert resume.restored_from.endswith("ckpt-3")
+    assert sorted(os.path.basename(p) for p in tf.io.gfile.glob(f"{directory}/ckpt-*.index")) == [
+        "ckpt-4.index", "ckpt-5.index"]
+    assert [os.path.basename(p) for p in tf.train.get_checkpoint_state(directory).all_model_checkpoint_paths] == [
+        "ckpt-4", "ckpt-5"]
 
 
 def test_with_an_ema_of_the_weights_the_newest_checkpoint_holds_the_average(tmp_path):
