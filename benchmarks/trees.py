@@ -153,9 +153,14 @@ def train(work: str, data: dict, fold: int, lever: str, seed: int, splits=("val"
     return run
 
 
+def run_key(fold: int, lever: str, seed: int) -> str:
+    """A run's name in the state file and its folder's under ``work/runs``."""
+    return f"fold{fold}-{lever}-seed{seed}"
+
+
 def run_folder(work: str, fold: int, lever: str, seed: int) -> str:
     """Where a run keeps what its test scoring reads: tfdet's work dir, or KerasHub's detections."""
-    return os.path.join(work, "runs", f"fold{fold}-{lever}-seed{seed}")
+    return os.path.join(work, "runs", run_key(fold, lever, seed))
 
 
 def score_test(work: str, data: dict, run: dict, setting: str) -> dict:
@@ -304,9 +309,9 @@ def main() -> None:
     stages = args.stages.split(",")
     if "levers" in stages:
         for lever in LEVERS:
-            if f"fold0-{lever}-seed0" not in state["runs"]:
-                record(f"fold0-{lever}-seed0", train(args.work, folds[0], 0, lever, 0))
-        scored = {lever: max(state["runs"][f"fold0-{lever}-seed0"]["val"].items(), key=lambda kv: kv[1][METRIC])
+            if run_key(0, lever, 0) not in state["runs"]:
+                record(run_key(0, lever, 0), train(args.work, folds[0], 0, lever, 0))
+        scored = {lever: max(state["runs"][run_key(0, lever, 0)]["val"].items(), key=lambda kv: kv[1][METRIC])
                   for lever in LEVERS}
         state["chosen_lever"] = max(scored, key=lambda lever: scored[lever][1][METRIC])
         state["levers_on_val"] = {lever: {"best_setting": name, METRIC: figures_[METRIC]}
@@ -324,7 +329,7 @@ def main() -> None:
         return [state["runs"][key] for key in keys]
 
     def final_fold(fold: int) -> None:
-        keys = [f"fold{fold}-{lever}-seed{seed}" for seed in SEEDS]
+        keys = [run_key(fold, lever, seed) for seed in SEEDS]
         setting = choose(run_seeds(keys, lambda seed: train(args.work, folds[fold], fold, lever, seed)))
         for key in keys:  # the test scene, once per run, under the setting validation chose
             run = state["runs"][key]
@@ -342,7 +347,7 @@ def main() -> None:
     if "final" in stages:
         final_fold(0)
     if "kerashub" in stages:
-        keys = [f"fold0-kerashub-seed{seed}" for seed in SEEDS]
+        keys = [run_key(0, "kerashub", seed) for seed in SEEDS]
         setting = choose(run_seeds(keys, lambda seed: kerashub(args.work, folds[0], seed)))
         for key in keys:  # the test scene, once per run, under the NMS IoU validation chose
             if state["runs"][key].get("test_setting") != setting:
@@ -353,7 +358,7 @@ def main() -> None:
         for fold in (1, 2):
             final_fold(fold)
     if all(f"fold{f}" in state for f in range(3)):
-        values = [state["runs"][f"fold{f}-{lever}-seed{s}"]["test_scored"][METRIC] for f in range(3) for s in SEEDS]
+        values = [state["runs"][run_key(f, lever, s)]["test_scored"][METRIC] for f in range(3) for s in SEEDS]
         state["rotation"] = {"folds x seeds": len(values), METRIC: spread(values)}
     save("real_trees_protocol.json", state, show=False)
     print(json.dumps({k: v for k, v in state.items() if k not in ("runs",)}, indent=1))
