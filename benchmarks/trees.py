@@ -296,11 +296,14 @@ def main() -> None:
     state = json.load(open(STATE)) if os.path.exists(STATE) else {"runs": {}}
     state.setdefault("command", "make bench-trees (python benchmarks/trees.py)")
 
-    def record(key: str, run: dict) -> None:
-        state["runs"][key] = clean(run)
+    def save_state() -> None:
         os.makedirs(RESULTS, exist_ok=True)
         with open(STATE, "w") as handle:
             json.dump(state, handle, indent=1)
+
+    def record(key: str, run: dict) -> None:
+        state["runs"][key] = clean(run)
+        save_state()
         print(json.dumps({key: {s: {n: f.get(METRIC) for n, f in run[s].items()} for s in ("val",) if s in run}}),
               flush=True)
 
@@ -328,32 +331,37 @@ def main() -> None:
                 record(key, fresh(seed))
         return [state["runs"][key] for key in keys]
 
+    def score_once(summary: str, keys: list, setting: str, scorer, extra: dict) -> None:
+        """Each run's test scene, once, under the setting validation chose (``scorer(run)``), then ``extra`` and
+        the spread over the runs saved as ``state[summary]`` at once, so that a stop before the next stage loses
+        nothing."""
+        for key in keys:
+            run = state["runs"][key]
+            if run.get("test_setting") != setting:
+                record(key, {**run, "test_setting": setting, "test_scored": scorer(run)})
+        state[summary] = {**extra, **{m: spread([state["runs"][k]["test_scored"][m] for k in keys])
+                                      for m in ("mAP@0.5", "mAP@0.4", "mAP@[.5:.95]")}}
+        save_state()
+
     def final_fold(fold: int) -> None:
         keys = [run_key(fold, lever, seed) for seed in SEEDS]
         setting = choose(run_seeds(keys, lambda seed: train(args.work, folds[fold], fold, lever, seed)))
-        for key in keys:  # the test scene, once per run, under the setting validation chose
-            run = state["runs"][key]
-            if run.get("test_setting") != setting:
-                scored = score_test(args.work, folds[fold], run, setting)
-                if fold == 0 and key == keys[0]:
-                    draw(*scored["_predictions"], folds[0], os.path.join(RESULTS, "real_trees.png"))
-                record(key, {**run, "test_setting": setting, "test_scored": scored})
-        state[f"fold{fold}"] = {"lever": lever, "setting": setting, **test_spread(keys)}
 
-    def test_spread(keys: list) -> dict:
-        return {m: spread([state["runs"][k]["test_scored"][m] for k in keys]) for m in ("mAP@0.5", "mAP@0.4",
-                                                                                        "mAP@[.5:.95]")}
+        def scorer(run: dict) -> dict:
+            scored = score_test(args.work, folds[fold], run, setting)
+            if fold == 0 and run["seed"] == SEEDS[0]:
+                draw(*scored["_predictions"], folds[0], os.path.join(RESULTS, "real_trees.png"))
+            return scored
+
+        score_once(f"fold{fold}", keys, setting, scorer, {"lever": lever, "setting": setting})
 
     if "final" in stages:
         final_fold(0)
     if "kerashub" in stages:
         keys = [run_key(0, "kerashub", seed) for seed in SEEDS]
         setting = choose(run_seeds(keys, lambda seed: kerashub(args.work, folds[0], seed)))
-        for key in keys:  # the test scene, once per run, under the NMS IoU validation chose
-            if state["runs"][key].get("test_setting") != setting:
-                record(key, {**state["runs"][key], "test_setting": setting,
-                             "test_scored": kerashub_test(folds[0], state["runs"][key], setting)})
-        state["kerashub_fold0"] = {"setting": f"NMS IoU {setting}", **test_spread(keys)}
+        score_once("kerashub_fold0", keys, setting, lambda run: kerashub_test(folds[0], run, setting),
+                   {"setting": f"NMS IoU {setting}"})
     if "folds" in stages:
         for fold in (1, 2):
             final_fold(fold)
