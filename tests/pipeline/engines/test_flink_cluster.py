@@ -264,8 +264,6 @@ def signature_detections(output_root: str) -> list:
     return sorted(coco_results(found), key=lambda row: (row["image_id"], -row["score"], row["bbox"]))
 
 
-@pytest.mark.long(12)
-@pytest.mark.timeout(3600)
 def spread(rest: str, job: str, marker: str) -> dict:
     """Per TaskManager, the records the job's data-heavy operator (its vertex named with ``marker``) read there."""
     (vertex,) = [v for v in cluster.rest(rest, f"/jobs/{job}")["vertices"] if marker in v["name"]]
@@ -275,6 +273,7 @@ def spread(rest: str, job: str, marker: str) -> dict:
     return read
 
 
+@pytest.mark.timeout(3600)
 def test_every_beam_step_runs_on_flink_and_matches_the_direct_runner(flink_cluster, shared):
     rest = flink_cluster["rest"]
     root = shared / "equal"
@@ -376,7 +375,6 @@ def kill_a_taskmanager_during(rest: str, marker: str, before: set, killed: dict)
         time.sleep(0.2)
 
 
-@pytest.mark.long(10)
 @pytest.mark.timeout(3600)
 def test_a_taskmanager_killed_mid_job_is_replaced_and_no_span_is_lost_or_counted_twice(flink_cluster, shared):
     rest = flink_cluster["rest"]
