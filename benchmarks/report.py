@@ -7,6 +7,8 @@ import os
 import subprocess
 from typing import Any, Dict
 
+from tfdet.files import write_json
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE = ("tfdet", "components", "models", "pipeline", "benchmarks", "setup.py", "requirements.lock")
@@ -34,13 +36,10 @@ STARTED = provenance()
 
 def save(filename: str, result: Dict[str, Any], show: bool = True) -> str:
     """Writes ``result`` with the :func:`provenance` of the run's start and the time it finished to
-    benchmarks/results/``filename`` (printing it first when ``show``); returns the path."""
+    benchmarks/results/``filename`` (printing it first when ``show``), atomically; returns the path."""
     finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     result = {**result, "measured": {**STARTED, "finished": finished}}
     if show:
         print(json.dumps(result, indent=2))
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, filename)
-    with open(path, "w") as handle:
-        json.dump(result, handle, indent=2)
-    return path
+    # atomically: a script that saves as it goes (trees.py's state) must not leave a cut file when stopped mid-write
+    return write_json(os.path.join(RESULTS, filename), result)

@@ -297,9 +297,7 @@ def main() -> None:
     state.setdefault("command", "make bench-trees (python benchmarks/trees.py)")
 
     def save_state() -> None:
-        os.makedirs(RESULTS, exist_ok=True)
-        with open(STATE, "w") as handle:
-            json.dump(state, handle, indent=1)
+        save(os.path.basename(STATE), state, show=False)
 
     def record(key: str, run: dict) -> None:
         state["runs"][key] = clean(run)
@@ -368,7 +366,7 @@ def main() -> None:
     if all(f"fold{f}" in state for f in range(3)):
         values = [state["runs"][run_key(f, lever, s)]["test_scored"][METRIC] for f in range(3) for s in SEEDS]
         state["rotation"] = {"folds x seeds": len(values), METRIC: spread(values)}
-    save("real_trees_protocol.json", state, show=False)
+    save_state()
     print(json.dumps({k: v for k, v in state.items() if k not in ("runs",)}, indent=1))
 
 
