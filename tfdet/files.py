@@ -31,9 +31,14 @@ def write_text(path: str, text: str) -> str:
     if directory:
         tf.io.gfile.makedirs(directory)
     temp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with tf.io.gfile.GFile(temp, "w") as handle:
-        handle.write(text)
-    tf.io.gfile.rename(temp, path, overwrite=True)
+    try:
+        with tf.io.gfile.GFile(temp, "w") as handle:
+            handle.write(text)
+        tf.io.gfile.rename(temp, path, overwrite=True)
+    except BaseException:  # a failed or interrupted write leaves the old file and no temporary beside it
+        if tf.io.gfile.exists(temp):
+            tf.io.gfile.remove(temp)
+        raise
     return path
 
 
