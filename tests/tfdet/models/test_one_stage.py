@@ -22,7 +22,12 @@ def train_steps(span_dir):
 
 @pytest.fixture(scope="module")
 def trained(default_data):
-    """A tiny detector trained 60 steps on the default data; the loss history of every step."""
+    """A tiny detector trained 60 steps on the default data, the same model in every process (deterministic
+    kernels for its training, whatever ran before it in the worker); the loss history of every step."""
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
     tf_keras.utils.set_random_seed(0)
     model = OneStageModel(ConfigOneStage(**tiny_model_config(size=SIZE))).build_model()
     model.compile(optimizer=tf_keras.optimizers.Adam(2e-3, global_clipnorm=10.0))
@@ -30,6 +35,8 @@ def trained(default_data):
     callback = tf_keras.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: losses.append(logs))
     batches = training_batches(pipeline(train_steps(default_data)), 4)
     model.fit(batches, epochs=3, steps_per_epoch=20, verbose=0, callbacks=[callback])
+    if not was:
+        tf_config.disable_op_determinism()
     return model, losses
 
 
